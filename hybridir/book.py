@@ -1,0 +1,76 @@
+"""The companion end to end: evaluate a preset, execute the notebooks, build the Jupyter Book.
+
+Notebooks in ``notebooks/`` are thin papermill templates; each is executed with parameters
+naming the run folders it reads and written to ``book/generated/``, which ``_toc.yml`` lists.
+Jupyter Book then renders them without executing anything again (``execute_notebooks: off``),
+so the expensive work stays in the package and its on-disk caches.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from hybridir.evaluation.run import EvaluationConfig, run_evaluation
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results"
+GENERATED = ROOT / "book" / "generated"
+
+# smoke: a small real subset that runs in minutes on a laptop CPU (the main job's default);
+# full: every zero-shot table committed under results/ (about 30 minutes on 2 CPU cores).
+PRESETS: dict[str, dict[str, EvaluationConfig]] = {
+    "smoke": {
+        "xquad-r": EvaluationConfig(dataset="xquad-r", max_question_ids=60),
+        "mlqa-r": EvaluationConfig(dataset="mlqa-r", max_question_ids=60),
+    },
+    "full": {
+        "xquad-r": EvaluationConfig(dataset="xquad-r"),
+        "mlqa-r": EvaluationConfig(dataset="mlqa-r"),
+        "scifact": EvaluationConfig(dataset="scifact"),
+    },
+}
+# executed in this order; each reads results_dir (committed full results) and run_dir (this preset's runs)
+NOTEBOOKS = ("zero_shot_lareqa", "zero_shot_scifact", "preset_run")
+
+
+def preset_root(preset: str) -> Path:
+    """Where a preset's runs go: the committed results for ``full``, the build folder otherwise."""
+    return RESULTS / "zero-shot" if preset == "full" else ROOT / "_build" / "runs" / preset
+
+
+def run_preset(preset: str, model: str = "offline") -> Path:
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    root = preset_root(preset)
+    for name, config in PRESETS[preset].items():
+        run_evaluation(replace(config, model=model), root / name)
+    return root
+
+
+def execute_notebooks(preset: str) -> list[Path]:
+    import papermill
+
+    GENERATED.mkdir(parents=True, exist_ok=True)
+    parameters = {"results_dir": str(RESULTS / "zero-shot"), "run_dir": str(preset_root(preset)),
+                  "preset": preset}
+    written = []
+    for name in NOTEBOOKS:
+        target = GENERATED / f"{name}.ipynb"
+        papermill.execute_notebook(ROOT / "notebooks" / f"{name}.ipynb", target, parameters=parameters,
+                                   cwd=str(ROOT / "notebooks"), kernel_name="python3", progress_bar=False)
+        written.append(target)
+    return written
+
+
+def build_book(preset: str = "smoke", build: bool = True) -> Path:
+    run_preset(preset)
+    execute_notebooks(preset)
+    html = ROOT / "_build" / "html"
+    if build:
+        jupyter_book = Path(sys.executable).parent / "jupyter-book"
+        subprocess.run([str(jupyter_book), "build", str(ROOT), "--path-output", str(ROOT)], check=True)
+        print(f"book: {html / 'index.html'}")
+    return html

@@ -1,0 +1,119 @@
+"""Encode texts once and keep the embeddings on disk.
+
+Every evaluation setting reads the same cached matrices, so a (model, text set, role) is encoded
+once however many settings, metrics or reruns use it. The cache key is the model's fingerprint
+(settings, prompts, max length, weights digest), the role and a digest of the distinct texts —
+the data checksum in effect. Large sets are written in shards, so an interrupted run resumes
+where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from hybridir.models.spec import ModelSpec, load_model
+from hybridir.paths import cache_dir
+
+Role = Literal["query", "passage"]
+Text = str | tuple[str, str]  # a pair is encoded as one input, e.g. (sentence, paragraph)
+SHARD_SIZE = 4096
+
+
+def encode(model: ModelSpec, texts: Sequence[Text], role: Role, *, batch_size: int = 64,
+           use_cache: bool = True, show_progress: bool = True) -> np.ndarray:
+    """L2-normalised float32 embeddings, one row per text (duplicates encoded once)."""
+    if role not in ("query", "passage"):
+        raise ValueError(f"role must be 'query' or 'passage', got {role!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    unique, inverse = _unique(texts)
+    if not unique:
+        raise ValueError("nothing to encode: the text list is empty")
+    if not use_cache:
+        return _encode_now(model, unique, role, batch_size, show_progress)[inverse]
+    target = embedding_path(model, unique, role)
+    if not target.exists():
+        _encode_to_file(model, unique, role, batch_size, show_progress, target)
+    return np.load(target, mmap_mode="r")[inverse]
+
+
+def embedding_path(model: ModelSpec, unique_texts: Sequence[Text], role: Role) -> Path:
+    digest = hashlib.sha256(json.dumps([role, list(unique_texts)], ensure_ascii=False).encode()).hexdigest()[:20]
+    return cache_dir() / "embeddings" / model.fingerprint() / f"{role}-{len(unique_texts)}-{digest}.npy"
+
+
+def encoding_record(model: ModelSpec, texts: Sequence[Text], role: Role) -> dict | None:
+    """What encoding ``texts`` cost when it was cached (texts, seconds, …), or None if not cached."""
+    record = embedding_path(model, _unique(texts)[0], role).with_suffix(".json")
+    return json.loads(record.read_text()) if record.exists() else None
+
+
+def _unique(texts: Sequence[Text]) -> tuple[list[Text], np.ndarray]:
+    """Distinct texts in a canonical (sorted) order, so any ordering of the same set shares a cache
+    entry, and each input's row among them."""
+    keys = [_as_key(t) for t in texts]
+    unique = sorted(set(keys), key=lambda t: (t,) if isinstance(t, str) else t)
+    row = {text: i for i, text in enumerate(unique)}
+    return unique, np.fromiter((row[k] for k in keys), dtype=np.int64, count=len(keys))
+
+
+def _as_key(text: Text) -> Text:
+    if isinstance(text, str):
+        return text
+    if isinstance(text, (tuple, list)) and len(text) == 2 and all(isinstance(t, str) for t in text):
+        return tuple(text)
+    raise TypeError(f"texts must be strings or (text, text) pairs, got {type(text).__name__}: {text!r:.60}")
+
+
+def _encode_to_file(model: ModelSpec, texts: list[Text], role: Role, batch_size: int, show_progress: bool,
+                    target: Path) -> None:
+    """Encode shard by shard into ``target.partial/``; finished shards survive an interruption."""
+    partial = target.with_suffix(".partial")
+    partial.mkdir(parents=True, exist_ok=True)
+    shards, seconds, resumed = [], 0.0, 0
+    for start in range(0, len(texts), SHARD_SIZE):
+        shard = partial / f"{start:09d}.npy"
+        if shard.exists():
+            resumed += 1
+        else:
+            began = time.perf_counter()
+            vectors = _encode_now(model, texts[start:start + SHARD_SIZE], role, batch_size, show_progress)
+            seconds += time.perf_counter() - began
+            _save_atomic(shard, vectors)
+        shards.append(shard)
+    _save_atomic(target, np.concatenate([np.load(s) for s in shards]))
+    # How long encoding took: benchmarks compare other stages against it.
+    target.with_suffix(".json").write_text(json.dumps(
+        {"texts": len(texts), "seconds": round(seconds, 3), "resumed_shards": resumed, "batch_size": batch_size,
+         "model": model.name}, indent=2))
+    shutil.rmtree(partial)
+
+
+def _save_atomic(path: Path, array: np.ndarray) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as handle:
+        np.save(handle, array)
+    temporary.replace(path)
+
+
+def _encode_now(model: ModelSpec, texts: list[Text], role: Role, batch_size: int, show_progress: bool) -> np.ndarray:
+    encoder = _encoder(model)
+    # sentence-transformers sorts by length internally, so batches hold similar lengths.
+    vectors = encoder.encode([t if isinstance(t, str) else list(t) for t in texts], prompt_name=role,
+                             batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                             show_progress_bar=show_progress)
+    return np.asarray(vectors, dtype=np.float32)
+
+
+@lru_cache(maxsize=2)
+def _encoder(model: ModelSpec):
+    return load_model(model)

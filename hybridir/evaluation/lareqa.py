@@ -1,0 +1,156 @@
+"""The LAReQA protocol of the paper: Mo., Cr. and Mul. retrieval on XQuAD-R and MLQA-R.
+
+For each query language X the questions are scored once against the whole pooled candidate set;
+the settings are column blocks of that one score matrix:
+
+- **mono**: candidates of language X (11 settings on XQuAD-R, 7 on MLQA-R);
+- **cross**: candidates of one other language Y, every ordered pair (110 / 42). An MLQA-R
+  question whose answer does not exist in Y has nothing to retrieve there: it is skipped and
+  counted (``n_skipped``);
+- **multi**: the pooled candidates of all languages (13,014 / 20,534).
+
+mAP is full-ranking average precision; R@1 is reported for mono and cross and R@10 for multi, as
+in the paper's tables; rank distance (language bias) is computed in multi. Ties are broken by
+candidate order (see :func:`hybridir.evaluation.metrics.relevant_ranks`). Written here because
+no library implements this protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hybridir.data.lareqa import LAReQA
+from hybridir.encoding import Text, encode
+from hybridir.evaluation.metrics import ranking_metrics
+from hybridir.models.spec import ModelSpec
+
+SETTINGS = ("mono", "cross", "multi")
+CANDIDATE_TEXTS = ("sentence", "sentence+context")
+# Which metrics each setting reports, as in the paper's Tables 3-8.
+SETTING_METRICS = {
+    "mono": ("map", "recall@1"),
+    "cross": ("map", "recall@1"),
+    "multi": ("map", "recall@10", "rank_distance"),
+}
+TIDY_COLUMNS = ["dataset", "setting", "query_language", "candidate_language", "metric", "value",
+                "n_queries", "n_skipped"]
+
+
+def candidate_inputs(data: LAReQA, candidate_text: str = "sentence") -> list[Text]:
+    """What the passage encoder reads: the answer sentence, or (sentence, paragraph) as LAReQA's models."""
+    if candidate_text == "sentence":
+        return data.candidates.sentence.tolist()
+    if candidate_text == "sentence+context":
+        return list(zip(data.candidates.sentence, data.candidates.context))
+    raise ValueError(f"unknown candidate text {candidate_text!r}; use one of {', '.join(CANDIDATE_TEXTS)}")
+
+
+def embed_lareqa(model: ModelSpec, data: LAReQA, candidate_text: str = "sentence",
+                 batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """(question vectors, candidate vectors), rows aligned with ``data.questions`` / ``data.candidates``."""
+    questions = encode(model, data.questions.text.tolist(), "query", batch_size=batch_size)
+    candidates = encode(model, candidate_inputs(data, candidate_text), "passage", batch_size=batch_size)
+    return questions, candidates
+
+
+def evaluate_lareqa(data: LAReQA, question_vectors: np.ndarray, candidate_vectors: np.ndarray,
+                    settings: Iterable[str] = SETTINGS, query_languages: Sequence[str] | None = None) -> pd.DataFrame:
+    """Tidy table: one row per (setting, query language, candidate language, metric)."""
+    settings = _check_settings(settings)
+    if question_vectors.shape[0] != len(data.questions) or candidate_vectors.shape[0] != len(data.candidates):
+        raise ValueError(f"vectors do not match {data.name}: {question_vectors.shape[0]} question and "
+                         f"{candidate_vectors.shape[0]} candidate rows for {len(data.questions)} and "
+                         f"{len(data.candidates)}; encode the same dataset and languages")
+    query_languages = _check_languages(data, query_languages)
+    question_language = data.questions.language.to_numpy()
+    candidate_language = data.candidates.language.to_numpy()
+    rows: list[dict] = []
+    for x in query_languages:
+        question_rows = np.flatnonzero(question_language == x)
+        scores = np.asarray(question_vectors[question_rows], np.float32) @ np.asarray(candidate_vectors, np.float32).T
+        relevance = data.relevance_matrix(question_rows)
+        blocks = []
+        if "mono" in settings:
+            blocks.append(("mono", x, candidate_language == x))
+        if "cross" in settings:
+            blocks += [("cross", y, candidate_language == y) for y in data.languages if y != x]
+        if "multi" in settings:
+            blocks.append(("multi", "all", np.ones(len(candidate_language), bool)))
+        for setting, y, columns in blocks:
+            per_query = ranking_metrics(scores[:, columns], relevance[:, columns], ks=(1, 10))
+            answerable = ~np.isnan(per_query["average_precision"])
+            for metric in SETTING_METRICS[setting]:
+                values = per_query["average_precision" if metric == "map" else metric][answerable]
+                rows.append({"dataset": data.name, "setting": setting, "query_language": x,
+                             "candidate_language": y, "metric": metric,
+                             "value": float(values.mean()) if len(values) else np.nan,
+                             "n_queries": int(answerable.sum()), "n_skipped": int((~answerable).sum())})
+    return pd.DataFrame(rows, columns=TIDY_COLUMNS)
+
+
+def summarize(tidy: pd.DataFrame) -> pd.DataFrame:
+    """The paper's layout: one row per query language plus the macro ``Mean``.
+
+    Columns ``(setting, metric)``; Cr. of a query language is the mean over its target
+    languages, so the ``Mean`` of Cr. is the macro average over all ordered pairs.
+    """
+    per_language = (tidy.groupby(["setting", "metric", "query_language"], sort=False)["value"].mean()
+                    .unstack(["setting", "metric"]))
+    ordered = [(s, m) for s in SETTINGS for m in SETTING_METRICS[s] if (s, m) in per_language.columns]
+    per_language = per_language[ordered]
+    per_language.loc["Mean"] = per_language.mean()
+    per_language.columns = pd.MultiIndex.from_tuples(ordered, names=["setting", "metric"])
+    return per_language
+
+
+def cross_matrix(tidy: pd.DataFrame, metric: str = "map") -> pd.DataFrame:
+    """Query language × candidate language for Cr. (and Mo. on the diagonal)."""
+    block = tidy[tidy.setting.isin(["mono", "cross"]) & (tidy.metric == metric)]
+    return block.pivot(index="query_language", columns="candidate_language", values="value")
+
+
+def write_trec_run(path: Path, data: LAReQA, question_vectors: np.ndarray, candidate_vectors: np.ndarray,
+                   query_language: str, candidate_languages: Sequence[str] | None = None, depth: int = 100,
+                   tag: str = "hybridir") -> Path:
+    """A TREC run (``qid Q0 uid rank score tag``) for one query language against the chosen pool."""
+    if depth < 1:
+        raise ValueError(f"depth must be at least 1, got {depth}")
+    _check_languages(data, [query_language])
+    pool = data.languages if candidate_languages is None else _check_languages(data, candidate_languages)
+    question_rows = np.flatnonzero(data.questions.language.to_numpy() == query_language)
+    columns = np.flatnonzero(data.candidates.language.isin(pool).to_numpy())
+    scores = np.asarray(question_vectors[question_rows], np.float32) @ np.asarray(candidate_vectors[columns], np.float32).T
+    depth = min(depth, len(columns))
+    # stable sort on -score: ties keep candidate order, as in the metrics
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :depth]
+    qids = data.questions.qid.to_numpy()[question_rows]
+    uids = data.candidates.uid.to_numpy()[columns]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        for i, qid in enumerate(qids):
+            for rank, column in enumerate(order[i], start=1):
+                handle.write(f"{query_language}:{qid} Q0 {uids[column]} {rank} {scores[i, column]:.6f} {tag}\n")
+    return path
+
+
+def _check_settings(settings: Iterable[str]) -> tuple[str, ...]:
+    settings = tuple(settings)
+    unknown = [s for s in settings if s not in SETTINGS]
+    if unknown or not settings:
+        raise ValueError(f"unknown setting(s) {unknown or settings}; choose from {', '.join(SETTINGS)}")
+    return settings
+
+
+def _check_languages(data: LAReQA, languages: Sequence[str] | None) -> tuple[str, ...]:
+    if languages is None:
+        return data.languages
+    unknown = [lang for lang in languages if lang not in data.languages]
+    if unknown:
+        raise ValueError(f"{data.name} (as loaded) has no language {', '.join(unknown)}; "
+                         f"choose from {', '.join(data.languages)}")
+    return tuple(languages)

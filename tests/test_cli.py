@@ -1,0 +1,92 @@
+"""The command line: one-line errors for bad input; evaluate writes tidy + summary + provenance."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pandas as pd
+import pytest
+
+from hybridir.cli import main
+from hybridir.data.miracl import load_miracl_qrels
+from hybridir.tables import load_run, provenance_note
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--dataset", "squad"], "is not a directory"),
+    (["--dataset", "xquad-r", "--languages", "fr"], "no language fr"),
+    (["--dataset", "xquad-r", "--settings", "bilingual"], "unknown setting"),
+    (["--dataset", "xquad-r", "--model", "/no/such/folder"], "neither a preset"),
+    (["--dataset", "xquad-r", "--model", "xlm-roberta-base", "--model-path", "/no/such/folder"], "no config.json"),
+    (["--dataset", "xquad-r", "--candidate-text", "paragraph"], "unknown candidate text"),
+    (["--dataset", "miracl", "--languages", "xx"], "no dev language"),
+    (["--dataset", "xquad-r", "--batch-size", "0"], "at least 1"),
+])
+def test_bad_arguments_give_one_line_errors(capsys, tmp_path, args, message):
+    code, _, err = run_cli(capsys, "evaluate", "--output", str(tmp_path / "out"), *args)
+    assert code == 2
+    assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()  # nothing half-written
+
+
+def test_evaluate_lareqa_subset_end_to_end(capsys, tmp_path, tiny_xlmr_folder):
+    out = tmp_path / "run"
+    code, stdout, _ = run_cli(capsys, "evaluate", "--dataset", "mlqa-r", "--model", "xlm-roberta-base",
+                              "--model-path", str(tiny_xlmr_folder), "--max-question-ids", "8",
+                              "--languages", "en", "de", "--trec-runs", "--output", str(out))
+    assert code == 0 and "Mean" in stdout
+    run = load_run(out)
+    assert set(run.tidy.query_language) == {"en", "de"}
+    assert set(run.tidy.setting) == {"mono", "cross", "multi"}
+    assert (run.tidy.model == "XLM-R base").all()
+    assert list(run.summary.index) == ["en", "de", "Mean"]
+    assert run.provenance["config"]["max_question_ids"] == 8
+    assert {"versions", "hardware", "date", "data_checksum", "model_fingerprint"} <= set(run.provenance)
+    assert run.provenance["data_checksum"].endswith("first-8-ids")
+    assert "first 8 question ids" in provenance_note(run.provenance)
+    assert (out / "runs" / "multi-en.trec").is_file() and (out / "runs" / "multi-de.trec").is_file()
+
+
+def test_evaluate_beir_directory(capsys, tmp_path, tiny_xlmr_folder):
+    root = tmp_path / "tiny-beir"
+    (root / "qrels").mkdir(parents=True)
+    docs = [{"_id": f"d{i}", "title": f"Title {i}", "text": f"Document number {i} about topic {i % 3}."}
+            for i in range(12)]
+    (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": f"q{i}", "text": f"topic {i}"}) + "\n"
+                                                for i in range(3)))
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq0\td0\t1\nq1\td4\t2\nq2\td5\t1\n")
+    code, stdout, _ = run_cli(capsys, "evaluate", "--dataset", str(root), "--model", "xlm-roberta-base",
+                              "--model-path", str(tiny_xlmr_folder), "--output", str(tmp_path / "out"))
+    assert code == 0
+    tidy = pd.read_csv(tmp_path / "out" / "tidy.csv")
+    assert set(tidy.metric) == {"ndcg@10", "recall@100", "map"}
+    assert (tidy.n_queries == 3).all()
+    recall = tidy.loc[tidy.metric == "recall@100", "value"].item()
+    assert recall == 1.0  # 12 documents: every relevant one is within the top 100
+
+
+def test_evaluate_miracl_with_a_local_corpus_in_hub_layout(capsys, tmp_path, tiny_xlmr_folder):
+    qrels = load_miracl_qrels("yo")
+    judged = sorted({doc for docs in qrels.values() for doc in docs})[:40]
+    folder = tmp_path / "corpus" / "miracl-corpus-v1.0-yo"
+    folder.mkdir(parents=True)
+    with gzip.open(folder / "docs-0.jsonl.gz", "wt", encoding="utf-8") as handle:
+        for doc in judged:
+            handle.write(json.dumps({"docid": doc, "title": "Àkọlé", "text": f"Ọ̀rọ̀ {doc}"}) + "\n")
+    code, stdout, _ = run_cli(capsys, "evaluate", "--dataset", "miracl", "--languages", "yo", "--model",
+                              "xlm-roberta-base", "--model-path", str(tiny_xlmr_folder), "--miracl-corpus",
+                              str(tmp_path / "corpus"), "--output", str(tmp_path / "out"))
+    assert code == 0 and "Median" in stdout
+    tidy = pd.read_csv(tmp_path / "out" / "tidy.csv")
+    assert set(tidy.metric) == {"ndcg@10", "recall@100"}
+    assert tidy.n_queries.iloc[0] == 119  # every yo dev topic is judged
+    # 40 documents: every one that is judged relevant and present is retrieved within the top 100
+    assert 0 < tidy.loc[tidy.metric == "recall@100", "value"].item() <= 1

@@ -1,0 +1,104 @@
+"""Encoding cache: duplicates once, keyed on model + role + texts, resumable shards (tiny model: plumbing only)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hybridir import encoding
+from hybridir.models.spec import resolve_model
+
+
+@pytest.fixture()
+def tiny_spec(tiny_xlmr_folder):
+    return resolve_model("xlm-roberta-base", path=tiny_xlmr_folder)
+
+
+@pytest.fixture()
+def counted(monkeypatch):
+    """Record every batch of texts the model actually encodes."""
+    calls: list[list] = []
+    real = encoding._encode_now
+
+    def spy(model, texts, role, batch_size, show_progress):
+        calls.append(list(texts))
+        return real(model, texts, role, batch_size, show_progress)
+
+    monkeypatch.setattr(encoding, "_encode_now", spy)
+    return calls
+
+
+def test_duplicates_are_encoded_once_and_rows_follow_the_input(tiny_spec, counted):
+    texts = ["b", "a", "b", "c", "a"]
+    vectors = encoding.encode(tiny_spec, texts, "passage", show_progress=False)
+    assert counted == [["a", "b", "c"]]  # once each, in the canonical (sorted) order
+    assert vectors.shape == (5, 32)
+    np.testing.assert_array_equal(vectors[0], vectors[2])
+    np.testing.assert_array_equal(vectors[1], vectors[4])
+    assert not np.allclose(vectors[0], vectors[1])
+
+
+def test_second_call_reads_the_cache(tiny_spec, counted):
+    first = encoding.encode(tiny_spec, ["x", "y"], "query", show_progress=False)
+    second = encoding.encode(tiny_spec, ["y", "x"], "query", show_progress=False)
+    assert len(counted) == 1
+    np.testing.assert_array_equal(first[::-1], second)
+
+
+def test_roles_and_settings_have_separate_cache_entries(tiny_spec, counted):
+    query = encoding.encode(tiny_spec, ["same text"], "query", show_progress=False)
+    passage = encoding.encode(tiny_spec, ["same text"], "passage", show_progress=False)
+    shorter = resolve_model("xlm-roberta-base", path=tiny_spec.source, max_seq_length=16)
+    encoding.encode(shorter, ["same text"], "query", show_progress=False)
+    assert len(counted) == 3
+    assert not np.allclose(query, passage)  # different prompts reach the model
+
+
+def test_pairs_are_encoded_as_one_input(tiny_spec):
+    pair = encoding.encode(tiny_spec, [("A sentence.", "Its paragraph.")], "passage", use_cache=False,
+                           show_progress=False)
+    alone = encoding.encode(tiny_spec, ["A sentence."], "passage", use_cache=False, show_progress=False)
+    assert pair.shape == (1, 32) and not np.allclose(pair, alone)
+
+
+def test_interrupted_run_resumes_from_finished_shards(tiny_spec, counted, monkeypatch):
+    monkeypatch.setattr(encoding, "SHARD_SIZE", 2)
+    texts = [f"text {i}" for i in range(5)]
+    real = encoding._encode_now
+    failures = iter([False, True])
+
+    def fail_on_second_shard(model, batch, role, batch_size, show_progress):
+        if next(failures, False):
+            raise KeyboardInterrupt
+        return real(model, batch, role, batch_size, show_progress)
+
+    monkeypatch.setattr(encoding, "_encode_now", fail_on_second_shard)
+    with pytest.raises(KeyboardInterrupt):
+        encoding.encode(tiny_spec, texts, "passage", show_progress=False)
+    target = encoding.embedding_path(tiny_spec, texts, "passage")
+    assert not target.exists() and len(list(target.with_suffix(".partial").glob("*.npy"))) == 1
+
+    encoded: list[list[str]] = []
+    monkeypatch.setattr(encoding, "_encode_now",
+                        lambda m, b, r, s, p: (encoded.append(list(b)), real(m, b, r, s, p))[1])
+    vectors = encoding.encode(tiny_spec, texts, "passage", show_progress=False)
+    assert encoded == [["text 2", "text 3"], ["text 4"]]  # the first shard was not redone
+    np.testing.assert_allclose(vectors, real(tiny_spec, texts, "passage", 8, False), atol=1e-5)
+
+
+@pytest.mark.parametrize(("texts", "role", "error"), [
+    ([], "query", "empty"),
+    (["a"], "document", "role must be"),
+    ([("a", "b", "c")], "passage", "pairs"),
+])
+def test_bad_inputs(tiny_spec, texts, role, error):
+    with pytest.raises((ValueError, TypeError), match=error):
+        encoding.encode(tiny_spec, texts, role, show_progress=False)
+
+
+def test_encoding_time_is_recorded_beside_the_cache(tiny_spec):
+    texts = ["one", "two", "two"]
+    assert encoding.encoding_record(tiny_spec, texts, "query") is None
+    encoding.encode(tiny_spec, texts, "query", show_progress=False)
+    record = encoding.encoding_record(tiny_spec, texts, "query")
+    assert record["texts"] == 2 and record["seconds"] > 0 and record["resumed_shards"] == 0
