@@ -23,8 +23,8 @@ GENERATED = ROOT / "book" / "generated"
 # full: every zero-shot table committed under results/ (about 30 minutes on 2 CPU cores).
 PRESETS: dict[str, dict[str, EvaluationConfig]] = {
     "smoke": {
-        "xquad-r": EvaluationConfig(dataset="xquad-r", max_question_ids=60),
-        "mlqa-r": EvaluationConfig(dataset="mlqa-r", max_question_ids=60),
+        "xquad-r": EvaluationConfig(dataset="xquad-r", max_question_ids=70),
+        "mlqa-r": EvaluationConfig(dataset="mlqa-r", max_question_ids=70),
     },
     "full": {
         "xquad-r": EvaluationConfig(dataset="xquad-r"),

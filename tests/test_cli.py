@@ -54,23 +54,44 @@ def test_evaluate_lareqa_subset_end_to_end(capsys, tmp_path, tiny_xlmr_folder):
     assert (out / "runs" / "multi-en.trec").is_file() and (out / "runs" / "multi-de.trec").is_file()
 
 
-def test_evaluate_beir_directory(capsys, tmp_path, tiny_xlmr_folder):
-    root = tmp_path / "tiny-beir"
+def write_beir(root, docs: dict[str, str], queries: dict[str, str], qrels: list[tuple[str, str, int]]):
     (root / "qrels").mkdir(parents=True)
-    docs = [{"_id": f"d{i}", "title": f"Title {i}", "text": f"Document number {i} about topic {i % 3}."}
-            for i in range(12)]
-    (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
-    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": f"q{i}", "text": f"topic {i}"}) + "\n"
-                                                for i in range(3)))
-    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq0\td0\t1\nq1\td4\t2\nq2\td5\t1\n")
+    (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": i, "title": "", "text": t}) + "\n"
+                                               for i, t in docs.items()))
+    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": i, "text": t}) + "\n" for i, t in queries.items()))
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n"
+                                             + "".join(f"{q}\t{d}\t{r}\n" for q, d, r in qrels))
+    return root
+
+
+DOCS = {f"d{i}": f"Document number {i} about topic {i % 3}." for i in range(12)}
+QRELS = [("q0", "d0", 1), ("q1", "d4", 2), ("q2", "d5", 1)]
+
+
+def test_evaluate_beir_directory(capsys, tmp_path, tiny_xlmr_folder):
+    root = write_beir(tmp_path / "tiny-beir", DOCS, {f"q{i}": f"topic {i}" for i in range(3)}, QRELS)
     code, stdout, _ = run_cli(capsys, "evaluate", "--dataset", str(root), "--model", "xlm-roberta-base",
                               "--model-path", str(tiny_xlmr_folder), "--output", str(tmp_path / "out"))
     assert code == 0
-    tidy = pd.read_csv(tmp_path / "out" / "tidy.csv")
+    tidy = pd.read_csv(tmp_path / "out" / "tidy.csv", keep_default_na=False)
     assert set(tidy.metric) == {"ndcg@10", "recall@100", "map"}
-    assert (tidy.n_queries == 3).all()
+    assert (tidy.n_queries == 3).all() and (tidy.setting == "mono").all()
     recall = tidy.loc[tidy.metric == "recall@100", "value"].item()
     assert recall == 1.0  # 12 documents: every relevant one is within the top 100
+
+
+def test_evaluate_beir_cross_lingual_variant(capsys, tmp_path, tiny_xlmr_folder):
+    english = write_beir(tmp_path / "en", DOCS, {f"q{i}": f"topic {i}" for i in range(3)}, QRELS)
+    dutch_docs = {i: t.replace("Document number", "Document nummer") for i, t in DOCS.items()}
+    dutch = write_beir(tmp_path / "nl", dutch_docs, {f"q{i}": f"onderwerp {i}" for i in range(3)}, QRELS)
+    code, _, _ = run_cli(capsys, "evaluate", "--dataset", str(dutch), "--corpus-dataset", str(english),
+                         "--query-language", "nl", "--corpus-language", "en", "--model", "xlm-roberta-base",
+                         "--model-path", str(tiny_xlmr_folder), "--output", str(tmp_path / "out"))
+    assert code == 0
+    tidy = pd.read_csv(tmp_path / "out" / "tidy.csv", keep_default_na=False)
+    assert set(zip(tidy.setting, tidy.query_language, tidy.candidate_language)) == {("cross", "nl", "en")}
+    provenance = json.loads((tmp_path / "out" / "provenance.json").read_text())
+    assert "+" in provenance["data_checksum"]  # both copies' checksums
 
 
 def test_evaluate_miracl_with_a_local_corpus_in_hub_layout(capsys, tmp_path, tiny_xlmr_folder):

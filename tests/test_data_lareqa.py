@@ -287,3 +287,10 @@ def test_subset_keeps_the_first_ids_and_the_paragraphs_answering_them():
     assert small.relevance_matrix().sum() == 25 * 11 * 11
     with pytest.raises(ValueError, match="at least 1"):
         subset_lareqa(full, 0)
+
+
+def test_subset_of_mlqa_r_keeps_every_language():
+    small = subset_lareqa(load_lareqa("mlqa-r"), 70)
+    assert small.questions.qid.nunique() == 70
+    per_language = small.questions.groupby("language").size()
+    assert set(per_language.index) == set(MLQA_R_LANGUAGES) and per_language.min() >= 10

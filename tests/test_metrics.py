@@ -105,7 +105,11 @@ def test_sparse_and_dense_relevance_agree():
 def test_no_relevant_anywhere():
     ranks = relevant_ranks(SCORES, np.zeros(SCORES.shape, dtype=bool))
     assert ranks.shape == (len(SCORES), 0)
-    assert np.isnan(average_precision(SCORES, np.zeros(SCORES.shape, dtype=bool))).all()
+    none = np.zeros(SCORES.shape, dtype=bool)
+    assert np.isnan(average_precision(SCORES, none)).all()
+    # e.g. an MLQA-R cross block where no query of a small subset has an answer in the target
+    for values in ranking_metrics(SCORES, none).values():
+        assert values.shape == (len(SCORES),) and np.isnan(values).all()
 
 
 @pytest.mark.parametrize("scores, relevance, message", [

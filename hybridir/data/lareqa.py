@@ -90,14 +90,18 @@ def load_lareqa(name: str, languages: Sequence[str] | None = None) -> LAReQA:
 
 
 def subset_lareqa(data: LAReQA, max_question_ids: int) -> LAReQA:
-    """The first ``max_question_ids`` question ids and, in every language, the paragraphs answering them.
+    """``max_question_ids`` question ids and, in every language, the paragraphs answering them.
 
-    The pools shrink with the questions, so scores are higher than on the full set: this is for
+    Ids are taken round-robin over the languages' files (each language's first question, then
+    each one's second, …), so every language keeps questions even where ids are not parallel
+    (MLQA-R); on XQuAD-R this is simply the first ids. The pools shrink with the questions, so scores are higher than on the full set: this is for
     quick real runs (the book's smoke preset, tests), not for numbers compared with the paper.
     """
     if max_question_ids < 1:
         raise ValueError(f"max_question_ids must be at least 1, got {max_question_ids}")
-    kept_ids = set(data.questions.qid.drop_duplicates().head(max_question_ids))
+    position = data.questions.groupby("language", sort=False).cumcount()
+    round_robin = data.questions.qid.iloc[np.argsort(position.to_numpy(), kind="stable")]
+    kept_ids = set(round_robin.drop_duplicates().head(max_question_ids))
     answers = data.relevance[data.relevance.qid.isin(kept_ids)]
     answering = data.candidates.loc[answers.candidate, ["language", "paragraph"]].drop_duplicates()
     candidates = data.candidates.merge(answering.assign(keep=True), on=["language", "paragraph"], how="left")

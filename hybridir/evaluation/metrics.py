@@ -151,8 +151,9 @@ def _rank_distance(ranks: np.ndarray) -> np.ndarray:
     n_relevant = np.count_nonzero(ranks, axis=1)
     out = np.full(ranks.shape[0], np.nan)
     has = n_relevant > 0
-    # Rows are ascending with 0-padding on the right: the max is the last valid rank.
-    out[has] = ranks[has].max(axis=1) - ranks[has, 0]
+    if has.any():  # with no relevant candidate anywhere, ranks has no columns to index
+        # Rows are ascending with 0-padding on the right: the max is the last valid rank.
+        out[has] = ranks[has].max(axis=1) - ranks[has, 0]
     return out
 
 
