@@ -37,3 +37,17 @@ def tiny_xlmr_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tokenizer_file = SHARED_DATA / "models" / "multilingual-e5-small" / "tokenizer.json"
     XLMRobertaTokenizerFast(tokenizer_file=str(tokenizer_file), model_max_length=128).save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def xquad():
+    from hybridir.data.lareqa import load_lareqa
+
+    return load_lareqa("xquad-r")
+
+
+@pytest.fixture(scope="session")
+def mlqa():
+    from hybridir.data.lareqa import load_lareqa
+
+    return load_lareqa("mlqa-r")

@@ -19,16 +19,6 @@ MLQA_R_QUESTIONS = {"ar": 517, "de": 512, "en": 1148, "es": 500, "hi": 507, "vi"
 MLQA_R_CANDIDATES = {"ar": 2545, "de": 2362, "en": 6264, "es": 1787, "hi": 2426, "vi": 2828, "zh": 2322}
 
 
-@pytest.fixture(scope="module")
-def xquad():
-    return load_lareqa("xquad-r")
-
-
-@pytest.fixture(scope="module")
-def mlqa():
-    return load_lareqa("mlqa-r")
-
-
 # --- real files -------------------------------------------------------------------------------------------
 
 

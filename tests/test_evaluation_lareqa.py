@@ -37,16 +37,6 @@ def oracle_vectors(data, noise: float = 0.0, seed: int = 0, dim: int = 512) -> t
     return normalise(questions), normalise(candidates)
 
 
-@pytest.fixture(scope="module")
-def xquad():
-    return load_lareqa("xquad-r")
-
-
-@pytest.fixture(scope="module")
-def mlqa():
-    return load_lareqa("mlqa-r")
-
-
 def test_setting_counts_on_xquad_r(xquad):
     tidy = evaluate_lareqa(xquad, *oracle_vectors(xquad))
     maps = tidy[tidy.metric == "map"]

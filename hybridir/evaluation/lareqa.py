@@ -52,20 +52,20 @@ def candidate_inputs(data: LAReQA, candidate_text: str = "sentence") -> list[Tex
 def embed_lareqa(model: ModelSpec, data: LAReQA, candidate_text: str = "sentence",
                  batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """(question vectors, candidate vectors), rows aligned with ``data.questions`` / ``data.candidates``."""
+    candidate_texts = candidate_inputs(data, candidate_text)  # a bad choice fails before any encoding
     questions = encode(model, data.questions.text.tolist(), "query", batch_size=batch_size)
-    candidates = encode(model, candidate_inputs(data, candidate_text), "passage", batch_size=batch_size)
-    return questions, candidates
+    return questions, encode(model, candidate_texts, "passage", batch_size=batch_size)
 
 
 def evaluate_lareqa(data: LAReQA, question_vectors: np.ndarray, candidate_vectors: np.ndarray,
                     settings: Iterable[str] = SETTINGS, query_languages: Sequence[str] | None = None) -> pd.DataFrame:
     """Tidy table: one row per (setting, query language, candidate language, metric)."""
-    settings = _check_settings(settings)
+    settings = check_settings(settings)
     if question_vectors.shape[0] != len(data.questions) or candidate_vectors.shape[0] != len(data.candidates):
         raise ValueError(f"vectors do not match {data.name}: {question_vectors.shape[0]} question and "
                          f"{candidate_vectors.shape[0]} candidate rows for {len(data.questions)} and "
                          f"{len(data.candidates)}; encode the same dataset and languages")
-    query_languages = _check_languages(data, query_languages)
+    query_languages = check_languages(data, query_languages)
     question_language = data.questions.language.to_numpy()
     candidate_language = data.candidates.language.to_numpy()
     rows: list[dict] = []
@@ -119,8 +119,8 @@ def write_trec_run(path: Path, data: LAReQA, question_vectors: np.ndarray, candi
     """A TREC run (``qid Q0 uid rank score tag``) for one query language against the chosen pool."""
     if depth < 1:
         raise ValueError(f"depth must be at least 1, got {depth}")
-    _check_languages(data, [query_language])
-    pool = data.languages if candidate_languages is None else _check_languages(data, candidate_languages)
+    check_languages(data, [query_language])
+    pool = data.languages if candidate_languages is None else check_languages(data, candidate_languages)
     question_rows = np.flatnonzero(data.questions.language.to_numpy() == query_language)
     columns = np.flatnonzero(data.candidates.language.isin(pool).to_numpy())
     scores = np.asarray(question_vectors[question_rows], np.float32) @ np.asarray(candidate_vectors[columns], np.float32).T
@@ -138,7 +138,7 @@ def write_trec_run(path: Path, data: LAReQA, question_vectors: np.ndarray, candi
     return path
 
 
-def _check_settings(settings: Iterable[str]) -> tuple[str, ...]:
+def check_settings(settings: Iterable[str]) -> tuple[str, ...]:
     settings = tuple(settings)
     unknown = [s for s in settings if s not in SETTINGS]
     if unknown or not settings:
@@ -146,7 +146,7 @@ def _check_settings(settings: Iterable[str]) -> tuple[str, ...]:
     return settings
 
 
-def _check_languages(data: LAReQA, languages: Sequence[str] | None) -> tuple[str, ...]:
+def check_languages(data: LAReQA, languages: Sequence[str] | None) -> tuple[str, ...]:
     if languages is None:
         return data.languages
     unknown = [lang for lang in languages if lang not in data.languages]

@@ -53,9 +53,12 @@ def run_evaluation(config: EvaluationConfig, output: Path) -> tuple[pd.DataFrame
 
 def _lareqa(config: EvaluationConfig, model, output: Path):
     from hybridir.data.lareqa import load_lareqa, subset_lareqa
-    from hybridir.evaluation.lareqa import embed_lareqa, evaluate_lareqa, summarize, write_trec_run
+    from hybridir.evaluation.lareqa import (check_languages, check_settings, embed_lareqa, evaluate_lareqa,
+                                            summarize, write_trec_run)
 
     data = load_lareqa(config.dataset)
+    check_settings(config.settings)  # bad arguments fail before minutes of encoding
+    check_languages(data, config.languages)
     if config.max_question_ids is not None:
         data = subset_lareqa(data, config.max_question_ids)
     questions, candidates = embed_lareqa(model, data, config.candidate_text, config.batch_size)
