@@ -61,8 +61,21 @@ def execute_notebooks(preset: str) -> list[Path]:
         target = GENERATED / f"{name}.ipynb"
         papermill.execute_notebook(ROOT / "notebooks" / f"{name}.ipynb", target, parameters=parameters,
                                    cwd=str(ROOT / "notebooks"), kernel_name="python3", progress_bar=False)
+        _hide_parameter_cells(target)
         written.append(target)
     return written
+
+
+def _hide_parameter_cells(path: Path) -> None:
+    """Machine paths belong in the provenance notes, not on the page: drop the parameter cells."""
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        tags = cell.metadata.get("tags", [])
+        if {"parameters", "injected-parameters"} & set(tags):
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    nbformat.write(notebook, path)
 
 
 def build_book(preset: str = "smoke", build: bool = True) -> Path:

@@ -14,7 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, ConnectionError, KeyError) as error:  # one line, no traceback
+    except (ValueError, FileNotFoundError, FileExistsError, ConnectionError, KeyError) as error:  # one line
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"hybridir {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -28,6 +28,8 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
     (["--dataset", "xquad-r", "--candidate-text", "paragraph"], "unknown candidate text"),
     (["--dataset", "miracl", "--languages", "xx"], "no dev language"),
     (["--dataset", "xquad-r", "--batch-size", "0"], "at least 1"),
+    (["--dataset", "scifact", "--max-question-ids", "5"], "--max-question-ids does not apply"),
+    (["--dataset", "mlqa-r", "--corpus-dataset", "scifact"], "--corpus-dataset does not apply"),
 ])
 def test_bad_arguments_give_one_line_errors(capsys, tmp_path, args, message):
     code, _, err = run_cli(capsys, "evaluate", "--output", str(tmp_path / "out"), *args)

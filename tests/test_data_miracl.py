@@ -103,7 +103,7 @@ def test_hub_corpus_reads_the_hub_layout(monkeypatch):
         calls.append((builder, kwargs["data_files"]))
         return datasets.Dataset.from_dict({"docid": ["1#0"], "title": ["t"], "text": ["x"]})
 
-    monkeypatch.setattr(miracl.datasets, "load_dataset", fake_load_dataset)
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     assert len(load_miracl_corpus("sw")) == 1
     assert calls == [("json", "hf://datasets/miracl/miracl-corpus/miracl-corpus-v1.0-sw/docs-*.jsonl.gz")]
 

@@ -72,6 +72,17 @@ def test_tokenizer_matches_reference_on_all_lareqa_texts(offline_folder):
     assert not mismatches, f"{len(mismatches)} of {len(texts)} texts tokenised differently, e.g. {mismatches[:3]}"
 
 
+def test_converter_never_replaces_a_folder_it_did_not_write(tmp_path, capsys):
+    from hybridir.cli import main
+
+    precious = tmp_path / "my-notes"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("do not delete")
+    assert main(["convert-model", "--output", str(precious)]) == 2
+    assert "not a converted model folder" in capsys.readouterr().err
+    assert (precious / "thesis.tex").read_text() == "do not delete"
+
+
 def test_folder_loads_as_plain_transformers_bert(offline_folder):
     config = json.loads((offline_folder / "config.json").read_text())
     assert config["model_type"] == "bert"

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import datasets
 import pandas as pd
 
 from hybridir import paths
 from hybridir.data import sources
+
+if TYPE_CHECKING:  # importing datasets is slow; only the corpus loader needs it
+    import datasets
 
 MIRACL_LANGUAGES: tuple[str, ...] = ("ar", "bn", "de", "en", "es", "fa", "fi", "fr", "hi", "id", "ja", "ko", "ru",
                                      "sw", "te", "th", "yo", "zh")
@@ -64,12 +67,14 @@ def miracl_checksum(languages: list[str] | tuple[str, ...]) -> str:
                              for lang in languages for template in (_TOPICS, _QRELS)])
 
 
-def load_miracl_corpus(lang: str, source: str | Path = MIRACL_CORPUS_HUB_ID) -> datasets.Dataset:
+def load_miracl_corpus(lang: str, source: str | Path = MIRACL_CORPUS_HUB_ID) -> "datasets.Dataset":
     """The passages of ``lang`` (columns ``docid, title, text``) from a local directory or a hub repository.
 
     ``source`` is a directory holding ``miracl-corpus-v1.0-{lang}/docs-*.jsonl.gz`` or, if no such
     directory exists, a hub dataset id with that layout (default ``miracl/miracl-corpus``).
     """
+    import datasets
+
     folder = f"miracl-corpus-v1.0-{_check(lang)}"
     cache = str(paths.cache_dir() / "datasets")
     if Path(source).is_dir():

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from hybridir.data.lareqa import DATASETS as LAREQA_DATASETS
 from hybridir.models.spec import resolve_model
 from hybridir.provenance import provenance, write_provenance
-
-LAREQA_DATASETS = ("xquad-r", "mlqa-r")
 
 
 @dataclass(frozen=True)
@@ -35,6 +34,7 @@ def run_evaluation(config: EvaluationConfig, output: Path) -> tuple[pd.DataFrame
     model = resolve_model(config.model, path=config.model_path)
     if config.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {config.batch_size}")
+    _check_options_fit_dataset(config)
     output = Path(output)
     if config.dataset in LAREQA_DATASETS:
         tidy, summary, checksum = _lareqa(config, model, output)
@@ -49,6 +49,20 @@ def run_evaluation(config: EvaluationConfig, output: Path) -> tuple[pd.DataFrame
     write_provenance(output, provenance(asdict(config) | {"model_spec": asdict(model)}, checksum,
                                         model.fingerprint()))
     return tidy, summary
+
+
+def _check_options_fit_dataset(config: EvaluationConfig) -> None:
+    """Refuse options the chosen dataset would silently ignore."""
+    if config.dataset in LAREQA_DATASETS:
+        misplaced = {"--corpus-dataset": config.corpus_dataset, "--corpus-language": config.corpus_language}
+    else:
+        misplaced = {"--max-question-ids": config.max_question_ids, "--trec-runs": config.trec_runs,
+                     "--candidate-text": config.candidate_text != "sentence",
+                     "--settings": list(config.settings) != ["mono", "cross", "multi"]}
+    given = [name for name, value in misplaced.items() if value]
+    if given:
+        verb, pronoun = ("does", "it") if len(given) == 1 else ("do", "them")
+        raise ValueError(f"{', '.join(given)} {verb} not apply to --dataset {config.dataset}; drop {pronoun}")
 
 
 def _lareqa(config: EvaluationConfig, model, output: Path):

