@@ -111,3 +111,29 @@ def test_bad_arguments(xquad):
         evaluate_lareqa(xquad, questions, candidates, query_languages=["fr"])
     with pytest.raises(ValueError, match="do not match"):
         evaluate_lareqa(xquad, questions[:10], candidates)
+
+
+def test_metrics_agree_with_pytrec_eval_on_real_rankings(xquad):
+    """Real model, real XQuAD-R subset, the Mul. pool: our mAP and R@10 against trec_eval's."""
+    import pytrec_eval
+
+    from hybridir.data.lareqa import subset_lareqa
+    from hybridir.encoding import encode
+    from hybridir.evaluation.metrics import ranking_metrics
+    from hybridir.models.spec import resolve_model
+
+    data = subset_lareqa(xquad, 30)
+    model = resolve_model("offline")
+    questions = encode(model, data.questions.text.tolist(), "query", show_progress=False)
+    candidates = encode(model, data.candidates.sentence.tolist(), "passage", show_progress=False)
+    scores = questions @ candidates.T
+    relevance = data.relevance_matrix().toarray()
+    ours = ranking_metrics(scores, relevance, ks=(10,))
+    # trec_eval breaks ties by docid descending: docids that descend as our indices ascend
+    docids = [f"{len(data.candidates) - i:08d}" for i in range(len(data.candidates))]
+    run = {str(q): dict(zip(docids, row.astype(float))) for q, row in enumerate(scores)}
+    qrels = {str(q): {docids[c]: 1 for c in np.flatnonzero(row)} for q, row in enumerate(relevance)}
+    theirs = pytrec_eval.RelevanceEvaluator(qrels, {"map", "recall_10"}).evaluate(run)
+    assert len(theirs) == len(data.questions) == 330
+    np.testing.assert_allclose(ours["average_precision"], [theirs[str(q)]["map"] for q in range(330)], atol=1e-9)
+    np.testing.assert_allclose(ours["recall@10"], [theirs[str(q)]["recall_10"] for q in range(330)], atol=1e-9)
