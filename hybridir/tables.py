@@ -50,3 +50,13 @@ def side_by_side(ours: pd.DataFrame, paper: pd.DataFrame, paper_label: str = "pa
     joined = pd.concat({"ours": ours[columns], paper_label: paper.reindex(index=ours.index)[columns]}, axis=1)
     joined = joined.reorder_levels([1, 2, 0], axis=1)
     return joined[[(*column, who) for column in columns for who in ("ours", paper_label)]]
+
+
+def headline(ours: pd.DataFrame, paper: pd.DataFrame, paper_label: str) -> str:
+    """One Markdown sentence with the macro means of the three settings and rank distance, ours vs the paper's."""
+    mean = lambda table, setting, metric: table.loc["Mean", (setting, metric)]
+    parts = [f"{name} mAP {mean(ours, setting, 'map'):.3f} (paper {mean(paper, setting, 'map'):.3f})"
+             for name, setting in (("Mo.", "mono"), ("Cr.", "cross"), ("Mul.", "multi"))]
+    distance = (f"rank distance {mean(ours, 'multi', 'rank_distance'):.0f} "
+                f"(paper {mean(paper, 'multi', 'rank_distance'):.0f})")
+    return f"**Macro means, ours vs {paper_label}:** {'; '.join(parts)}; {distance}."

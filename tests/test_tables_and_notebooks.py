@@ -10,7 +10,7 @@ import pytest
 
 from hybridir.book import NOTEBOOKS, RESULTS
 from hybridir.paper import paper_summary
-from hybridir.tables import load_run, side_by_side
+from hybridir.tables import headline, load_run, side_by_side
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = RESULTS / "zero-shot"
@@ -63,3 +63,11 @@ def test_notebook_runs_on_the_committed_results(notebook, tmp_path):
     shown = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])
              if "text/html" in o.get("data", {})]
     assert shown, "the notebook displayed no table"
+
+
+def test_headline_quotes_both_means():
+    paper = paper_summary("XLM-R", "mlqa-r", "X-Y")
+    ours = paper.copy()
+    ours.loc["Mean", ("multi", "map")] = 0.25
+    text = headline(ours, paper, "XLM-R X-Y")
+    assert "Mul. mAP 0.250 (paper 0.508)" in text and "rank distance 227 (paper 227)" in text
