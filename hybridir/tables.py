@@ -60,3 +60,8 @@ def headline(ours: pd.DataFrame, paper: pd.DataFrame, paper_label: str) -> str:
     distance = (f"rank distance {mean(ours, 'multi', 'rank_distance'):.0f} "
                 f"(paper {mean(paper, 'multi', 'rank_distance'):.0f})")
     return f"**Macro means, ours vs {paper_label}:** {'; '.join(parts)}; {distance}."
+
+
+def compare_means(summaries: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The ``Mean`` rows of several summaries side by side: rows (setting, metric), one column per run."""
+    return pd.DataFrame({label: summary.loc["Mean"] for label, summary in summaries.items()})

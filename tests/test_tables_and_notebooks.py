@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import nbformat
 import papermill
 import pytest
 
-from hybridir.book import NOTEBOOKS, RESULTS
+from hybridir.book import NOTEBOOKS, PRESETS, RESULTS
 from hybridir.paper import paper_summary
-from hybridir.tables import headline, load_run, side_by_side
+from hybridir.tables import compare_means, headline, load_run, side_by_side
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = RESULTS / "zero-shot"
@@ -32,10 +33,10 @@ def test_load_run_needs_a_finished_run(tmp_path):
         load_run(tmp_path)
 
 
-@pytest.mark.parametrize("name", ["xquad-r", "mlqa-r", "scifact"])
+@pytest.mark.parametrize("name", PRESETS["full"])
 def test_committed_results_are_complete_with_provenance(name):
     run = load_run(COMMITTED / name)
-    assert run.provenance["config"]["dataset"] == name and run.provenance["config"]["max_question_ids"] is None
+    assert run.provenance["config"] == asdict(PRESETS["full"][name]) | {"model_spec": run.provenance["config"]["model_spec"]}
     assert len(run.provenance["data_checksum"]) >= 64
     assert {"date", "hardware", "versions", "model_fingerprint"} <= set(run.provenance)
     assert run.tidy.value.notna().any()
@@ -71,3 +72,11 @@ def test_headline_quotes_both_means():
     ours.loc["Mean", ("multi", "map")] = 0.25
     text = headline(ours, paper, "XLM-R X-Y")
     assert "Mul. mAP 0.250 (paper 0.508)" in text and "rank distance 227 (paper 227)" in text
+
+
+def test_compare_means_lines_up_runs():
+    table = compare_means({"X-X-mono": paper_summary("LaBSE", "xquad-r", "X-X-mono"),
+                           "Hybrid": paper_summary("LaBSE", "xquad-r", "Hybrid")})
+    assert list(table.columns) == ["X-X-mono", "Hybrid"]
+    assert table.loc[("multi", "rank_distance"), "Hybrid"] == pytest.approx(221.1)
+    assert table.loc[("mono", "map"), "X-X-mono"] == pytest.approx(0.8083)
