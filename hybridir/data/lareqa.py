@@ -94,8 +94,9 @@ def subset_lareqa(data: LAReQA, max_question_ids: int) -> LAReQA:
 
     Ids are taken round-robin over the languages' files (each language's first question, then
     each one's second, …), so every language keeps questions even where ids are not parallel
-    (MLQA-R); on XQuAD-R this is simply the first ids. The pools shrink with the questions, so scores are higher than on the full set: this is for
-    quick real runs (the book's smoke preset, tests), not for numbers compared with the paper.
+    (MLQA-R); on XQuAD-R this is simply the first ids. The pools shrink with the questions, so
+    scores are higher than on the full set: this is for quick real runs (the book's smoke
+    preset, tests), not for numbers compared with the paper.
     """
     if max_question_ids < 1:
         raise ValueError(f"max_question_ids must be at least 1, got {max_question_ids}")

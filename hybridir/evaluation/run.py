@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from hybridir.data.lareqa import DATASETS as LAREQA_DATASETS
+from hybridir.evaluation.lareqa import SETTINGS
 from hybridir.models.spec import resolve_model
 from hybridir.provenance import provenance, write_provenance
 
@@ -18,7 +19,7 @@ class EvaluationConfig:
     dataset: str = "xquad-r"
     model_path: str | None = None
     languages: list[str] | None = None
-    settings: list[str] = field(default_factory=lambda: ["mono", "cross", "multi"])
+    settings: list[str] = field(default_factory=lambda: list(SETTINGS))
     candidate_text: str = "sentence"
     max_question_ids: int | None = None
     corpus_dataset: str | None = None
@@ -58,7 +59,7 @@ def _check_options_fit_dataset(config: EvaluationConfig) -> None:
     else:
         misplaced = {"--max-question-ids": config.max_question_ids, "--trec-runs": config.trec_runs,
                      "--candidate-text": config.candidate_text != "sentence",
-                     "--settings": list(config.settings) != ["mono", "cross", "multi"]}
+                     "--settings": list(config.settings) != list(SETTINGS)}
     given = [name for name, value in misplaced.items() if value]
     if given:
         verb, pronoun = ("does", "it") if len(given) == 1 else ("do", "them")
