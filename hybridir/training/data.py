@@ -1,0 +1,55 @@
+"""The training sources and the validation pairs a :class:`TrainingConfig` names."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from hybridir.data.lareqa import DATASETS as LAREQA_DATASETS
+from hybridir.data.parallel import ParallelQA, lareqa_parallel, load_parallel_jsonl, squadshifts_pairs
+from hybridir.training.config import SQUADSHIFTS_PREFIX, TrainingConfig
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+DEFAULT_SQUADSHIFTS = "new_wiki"  # Wikipedia, the domain closest to the training data; the paper names no subset
+VALIDATION_SEED = 0  # every run validates on the same pairs, whatever its own seed
+
+
+def load_training_sources(config: TrainingConfig) -> list[ParallelQA]:
+    """Each ``--train`` source, restricted to ``--train-languages`` when given."""
+    sources = []
+    for name in config.train:
+        data = lareqa_parallel(name) if name in LAREQA_DATASETS else load_parallel_jsonl(name)
+        sources.append(data if config.train_languages is None else restrict_languages(data, config.train_languages))
+    return sources
+
+
+def restrict_languages(data: ParallelQA, languages: list[str]) -> ParallelQA:
+    """``data`` with only ``languages``; a language the data lacks is an error, not an empty pool."""
+    missing = sorted(set(languages) - set(data.languages))
+    if missing:
+        raise ValueError(f"training source {data.name!r} has no pairs in {', '.join(missing)}; its languages are "
+                         f"{', '.join(data.languages)}")
+    kept = data.pairs[data.pairs["language"].isin(languages)].reset_index(drop=True)
+    return replace(data, pairs=kept, checksum=f"{data.checksum}:languages={'+'.join(sorted(languages))}")
+
+
+def load_validation(config: TrainingConfig) -> tuple[Dataset, str] | None:
+    """(query, passage) validation pairs in a fixed order and their checksum; None without validation."""
+    from datasets import Dataset
+
+    if not config.validates:
+        return None
+    if config.validation.startswith(SQUADSHIFTS_PREFIX):
+        _, _, name = config.validation.partition(":")
+        data = squadshifts_pairs(name or DEFAULT_SQUADSHIFTS, max_pairs=config.validation_size, seed=VALIDATION_SEED)
+        pairs = data.pairs
+    else:
+        data = load_parallel_jsonl(config.validation)
+        # One language per id: translations of one item in a batch would be false negatives.
+        pairs = data.pairs.drop_duplicates("id")
+        if config.validation_size is not None and len(pairs) > config.validation_size:
+            pairs = pairs.sample(n=config.validation_size, random_state=VALIDATION_SEED).sort_index()
+    dataset = Dataset.from_dict({"query": pairs["query"].tolist(), "passage": pairs["positive"].tolist()})
+    return dataset, f"{data.checksum}:{len(pairs)}-pairs"
