@@ -76,7 +76,12 @@ def build_pair_dataset(sources: Sequence[ParallelQA]) -> tuple[Dataset, PairTabl
     for source in sources:
         if source.pairs.empty:
             raise ValueError(f"training source {source.name!r} has no pairs; remove it or fix its data")
-    languages = tuple(sorted({lang for source in sources for lang in source.languages}))
+        repeated = source.pairs.duplicated(["id", "language"])
+        if repeated.any():
+            first = source.pairs[repeated].iloc[0]
+            raise ValueError(f"training source {source.name!r} has id {first['id']} in language {first['language']} "
+                             "twice; keep one pair per id and language")
+    languages = tuple(sorted({lang for source in sources for lang in source.pairs["language"].unique()}))
     frames, item_ids, offset = [], [], 0
     for code, source in enumerate(sources):
         frame, ids = _pair_rows(source, languages, item_offset=offset)

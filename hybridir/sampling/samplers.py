@@ -61,7 +61,7 @@ class LanguageBatchSampler(DefaultBatchSampler):
     The first six arguments are the trainer's (``generator`` is ignored on purpose); the rest
     are keyword-only. ``alpha`` is the probability of a mono batch and applies to ``"hybrid"``
     only. ``world_size`` is the number of ranks; ``pooled_ranks`` makes one choice per group of
-    ``world_size`` consecutive batches.
+    ``world_size`` consecutive batches. Every batch is full, so ``drop_last`` has nothing to drop.
     """
 
     def __init__(self, dataset: Dataset, batch_size: int, drop_last: bool = False,
@@ -167,7 +167,8 @@ class LanguageSamplerFactory:
                  valid_label_columns: list[str] | None = None, generator: torch.Generator | None = None,
                  seed: int = 0) -> DefaultBatchSampler:
         train = self.train_dataset
-        if dataset is not train and getattr(dataset, "_fingerprint", None) != train._fingerprint:
+        same = dataset is train or getattr(dataset, "_fingerprint", None) == getattr(train, "_fingerprint", False)
+        if not same:
             return DefaultBatchSampler(SequentialSampler(dataset), batch_size=batch_size, drop_last=drop_last,
                                        valid_label_columns=valid_label_columns, seed=seed)
         sampler = LanguageBatchSampler(dataset, batch_size, drop_last, valid_label_columns, generator, seed,

@@ -20,11 +20,11 @@ def check_sampling_arguments(strategy: str, alpha: float | None, temperature: fl
         alpha = DEFAULT_ALPHA if alpha is None else alpha
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
             raise ValueError(f"alpha is the probability of a mono batch and must lie in [0, 1], got {alpha!r}")
-    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+    if isinstance(temperature, bool) or not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature must be a positive number (1 = proportional to source size), got {temperature!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
         raise ValueError(f"batch_size must be an integer of at least 2 (in-batch negatives need two pairs), "
                          f"got {batch_size!r}")
-    if world_size < 1:
-        raise ValueError(f"world_size must be at least 1, got {world_size}")
-    return {"mono": 1.0, "cross": 0.0}.get(strategy, float(alpha))
+    if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
+        raise ValueError(f"world_size must be an integer, at least 1, got {world_size!r}")
+    return float(alpha) if strategy == "hybrid" else {"mono": 1.0, "cross": 0.0}[strategy]

@@ -13,6 +13,7 @@ Output folder layout (``hybridir train --output DIR``):
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -45,7 +46,8 @@ def train(config: TrainingConfig, output: Path, resume: bool = False, show_progr
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     output = Path(output)
-    _prepare_output(output, config, resume)
+    if _launch_rank() == 0:  # one process checks and claims the folder; the process group is not up yet
+        _prepare_output(output, config, resume)
     spec = resolve_model(config.model, path=config.model_path, max_seq_length=config.max_length)
     sources = load_training_sources(config)
     dataset, table = build_pair_dataset(sources)
@@ -66,6 +68,7 @@ def train(config: TrainingConfig, output: Path, resume: bool = False, show_progr
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset,
                                          eval_dataset=None if validation is None else validation[0],
                                          loss=loss, callbacks=all_callbacks)
+    _check_distributed(trainer.args.world_size)
     trainer.remove_callback(ProgressCallback)
     trainer.remove_callback(PrinterCallback)  # a dict per step; the progress bar shows the loss instead
     if show_progress:
@@ -78,18 +81,42 @@ def train(config: TrainingConfig, output: Path, resume: bool = False, show_progr
     seconds = time.perf_counter() - began
     record = _run_record(config, spec, sources, table, validation, trainer, factory.built, seconds,
                          steps_this_call=trainer.state.global_step - start_step)
+    writer = trainer.is_world_process_zero()
     if non_finite.failed_at is not None:
         step, value = non_finite.failed_at
         record["status"] = "diverged"
-        _write_json(output / RECORD, record)
+        if writer:
+            _write_json(output / RECORD, record)
         last = _latest_checkpoint(output)
         raise NonFiniteLossError(f"the training loss became {value} at step {step}; stopped without saving it. The "
                                  f"last good checkpoint is {last or 'none (it failed before the first save)'}; "
                                  "lower --lr, or train in fp32 if you used bf16")
-    trainer.model.save(str(output / MODEL))
     record["status"] = "finished"
-    _write_json(output / RECORD, record)
+    if writer:
+        trainer.model.save(str(output / MODEL))
+        _write_json(output / RECORD, record)
+    trainer.accelerator.wait_for_everyone()  # no rank returns before the model is on disk
     return record
+
+
+def _launched_world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _launch_rank() -> int:
+    """This process's rank as torchrun / accelerate launch set it (0 when not distributed)."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def _check_distributed(trainer_world_size: int) -> None:
+    """The trainer must see the process group the sampler sees, or ranks would train on copies of one batch."""
+    import torch
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        launched = torch.distributed.get_world_size()
+        if launched != trainer_world_size:
+            raise RuntimeError(f"{launched} processes were launched but the trainer runs {trainer_world_size}; on a "
+                               "machine without GPUs set ACCELERATE_USE_CPU=1 so accelerate sets up CPU DDP (gloo)")
 
 
 def _training_arguments(config: TrainingConfig, spec: ModelSpec, output: Path, factory: LanguageSamplerFactory,
@@ -114,6 +141,8 @@ def _training_arguments(config: TrainingConfig, spec: ModelSpec, output: Path, f
         seed=config.seed,
         data_seed=config.seed,
         bf16=config.precision == "bf16",  # autocast; weights and AdamW state stay fp32
+        # Without a GPU: bf16 autocast runs on the CPU (AMX), and DDP needs accelerate's CPU (gloo) set-up.
+        use_cpu=not torch.cuda.is_available() and (config.precision == "bf16" or _launched_world_size() > 1),
         prompts=prompts,
         batch_sampler=factory,
         eval_strategy="steps" if validates else "no",
@@ -180,7 +209,7 @@ def _run_record(config, spec, sources, table, validation, trainer, samplers, sec
             "pair_rows": len(table),
             "validation": None if validation is None else {"pairs": len(validation[0]), "checksum": validation[1]},
         },
-        "batches": batch_make_up(samplers[0], table, state.global_step) if samplers else None,
+        "batches": batch_make_up(samplers[0], table, state.global_step * trainer.args.world_size) if samplers else None,
         "train_loss": [{"step": h["step"], "loss": h["loss"]} for h in history if "loss" in h],
         "eval_loss": [{"step": h["step"], "eval_loss": h["eval_loss"]} for h in history if "eval_loss" in h],
         "wall_seconds": round(seconds, 2),

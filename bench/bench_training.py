@@ -1,0 +1,136 @@
+"""Benchmark: the cost of the language batch sampler inside a training step.
+
+    HYBRIDIR_CACHE_DIR=.cache HYBRIDIR_DATA_DIR=../shared/data \
+        .venv/bin/python bench/bench_training.py | tee results/bench/bench_training.txt
+
+On MLQA-R's pair dataset with the offline model (batch 32, max length 128, frozen word
+embeddings, no validation, no checkpoints), in one run:
+
+(a) the hybrid sampler composing a batch (median over every batch of 20 epochs);
+(b) a training step with it;
+(c) a training step with sentence-transformers' default batch sampler on the same dataset;
+(d) the hybrid step again under bf16 autocast (weights and AdamW state stay fp32).
+
+A step's time is the median interval between consecutive ``on_step_end`` calls, so it covers
+fetching the batch (sampler, collation, tokenisation) and forward, backward and the optimiser.
+The first ``--warmup`` steps are dropped, and the configurations run in interleaved rounds so
+drift of the machine hits all of them alike. Goals (issue 7): (a) ≤ 1% of (b); (b) ≤ 1.05 × (c).
+The losses of the first steps are printed for fp32 and bf16 (same seed, same batches).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+
+import numpy as np
+from transformers import TrainerCallback
+
+from hybridir.data.parallel import lareqa_parallel
+from hybridir.models.spec import load_model, resolve_model
+from hybridir.provenance import hardware, versions
+from hybridir.sampling.pairs import build_pair_dataset
+from hybridir.sampling.samplers import LanguageBatchSampler, LanguageSamplerFactory
+
+BATCH, MAX_LENGTH = 32, 128
+
+
+class StepClock(TrainerCallback):
+    def __init__(self) -> None:
+        self.stamps: list[float] = []
+        self.losses: list[float] = []
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.stamps.append(time.perf_counter())
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.stamps.append(time.perf_counter())
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self.losses.append(logs["loss"])
+
+
+def sampler_seconds_per_batch(dataset, table, epochs: int) -> float:
+    sampler = LanguageBatchSampler(dataset, BATCH, table=table, strategy="hybrid", seed=0)
+    times = []
+    for epoch in range(epochs):
+        sampler.set_epoch(epoch)
+        iterator = iter(sampler)
+        while True:
+            start = time.perf_counter()
+            try:
+                next(iterator)
+            except StopIteration:
+                break
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def run_steps(dataset, table, sampler: str, precision: str, steps: int) -> StepClock:
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    spec = resolve_model("offline", max_seq_length=MAX_LENGTH)
+    model = load_model(spec)
+    model[0].auto_model.get_input_embeddings().requires_grad_(False)
+    batch_sampler = (LanguageSamplerFactory(dataset, table, strategy="hybrid") if sampler == "hybrid"
+                     else "batch_sampler")
+    clock = StepClock()
+    with tempfile.TemporaryDirectory() as folder:
+        args = SentenceTransformerTrainingArguments(
+            output_dir=folder, max_steps=steps, per_device_train_batch_size=BATCH, learning_rate=3e-5,
+            weight_decay=0.01, warmup_steps=0.1, seed=0, bf16=precision == "bf16", use_cpu=True, batch_sampler=batch_sampler,
+            prompts={"query": spec.query_prompt, "passage": spec.passage_prompt}, save_strategy="no",
+            eval_strategy="no", logging_steps=1, report_to="none", disable_tqdm=True, dataloader_pin_memory=False)
+        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset,
+                                             loss=MultipleNegativesRankingLoss(model), callbacks=[clock])
+        trainer.train()
+    return clock
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--sampler-epochs", type=int, default=20)
+    args = parser.parse_args()
+
+    dataset, table = build_pair_dataset([lareqa_parallel("mlqa-r")])
+    print(f"MLQA-R pair dataset: {len(dataset)} rows; batch {BATCH}, max length {MAX_LENGTH}, frozen word embeddings")
+    print(f"hardware: {hardware()}\nversions: {versions()}\n")
+    per_batch = sampler_seconds_per_batch(dataset, table, args.sampler_epochs)
+
+    configurations = [("default", "fp32"), ("hybrid", "fp32"), ("hybrid", "bf16")]
+    intervals: dict[tuple[str, str], list[float]] = {c: [] for c in configurations}
+    losses: dict[tuple[str, str], list[float]] = {}
+    for round_ in range(args.rounds):
+        for configuration in configurations:
+            clock = run_steps(dataset, table, *configuration, steps=args.steps)
+            intervals[configuration] += list(np.diff(clock.stamps)[args.warmup:])
+            losses.setdefault(configuration, clock.losses)
+            print(f"round {round_ + 1}: {configuration[0]:>7} sampler, {configuration[1]}: "
+                  f"median step {statistics.median(np.diff(clock.stamps)[args.warmup:]):.3f} s", flush=True)
+    step = {c: statistics.median(v) for c, v in intervals.items()}
+
+    print(f"\n(a) hybrid sampler, one batch:             {per_batch * 1e6:10.1f} µs")
+    for (sampler, precision), seconds in step.items():
+        print(f"    step, {sampler:>7} sampler, {precision}:        {seconds:10.3f} s  (median of {len(intervals[(sampler, precision)])})")
+    ours, default, bf16 = step[("hybrid", "fp32")], step[("default", "fp32")], step[("hybrid", "bf16")]
+    print(f"\nsampler / step:                       {per_batch / ours:.2e}   (goal ≤ 1e-2)  "
+          f"{'OK' if per_batch / ours <= 0.01 else 'MISSED'}")
+    print(f"hybrid step / default step:           {ours / default:.3f}      (goal ≤ 1.05)  "
+          f"{'OK' if ours / default <= 1.05 else 'MISSED'}")
+    print(f"bf16 step / fp32 step (hybrid):       {bf16 / ours:.3f}")
+    fp32_losses, bf16_losses = losses[("hybrid", "fp32")], losses[("hybrid", "bf16")]
+    print("\nloss per step, hybrid fp32: " + " ".join(f"{x:.4f}" for x in fp32_losses))
+    print("loss per step, hybrid bf16: " + " ".join(f"{x:.4f}" for x in bf16_losses))
+    print(f"max |Δloss| over {len(fp32_losses)} steps: "
+          f"{max(abs(a - b) for a, b in zip(fp32_losses, bf16_losses)):.4f}")
+
+
+if __name__ == "__main__":
+    main()
