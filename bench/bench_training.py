@@ -27,6 +27,7 @@ import time
 
 import numpy as np
 from transformers import TrainerCallback
+from transformers.trainer_callback import PrinterCallback
 
 from hybridir.data.parallel import lareqa_parallel
 from hybridir.models.spec import load_model, resolve_model
@@ -87,6 +88,7 @@ def run_steps(dataset, table, sampler: str, precision: str, steps: int) -> StepC
             eval_strategy="no", logging_steps=1, report_to="none", disable_tqdm=True, dataloader_pin_memory=False)
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset,
                                              loss=MultipleNegativesRankingLoss(model), callbacks=[clock])
+        trainer.remove_callback(PrinterCallback)  # a dict per step
         trainer.train()
     return clock
 

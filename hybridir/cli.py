@@ -9,7 +9,9 @@ from pathlib import Path
 import pandas as pd
 
 from hybridir.sampling.strategies import STRATEGIES
-from hybridir.training.config import PRECISIONS, VALIDATION_NONE, TrainingConfig
+from hybridir.evaluation.run import EvaluationConfig as EvaluationDefaults
+from hybridir.models.precision import PRECISIONS
+from hybridir.training.config import VALIDATION_NONE, TrainingConfig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--miracl-corpus", default="miracl/miracl-corpus",
                           help="MIRACL corpus: hub id or local directory in the hub's layout")
     evaluate.add_argument("--batch-size", type=int, default=64)
+    evaluate.add_argument("--precision", choices=PRECISIONS, default=EvaluationDefaults.precision,
+                          help="encoder weights: fp32, bf16 (fast on CPUs with AMX and recent GPUs), fp16 (GPU), "
+                               "auto (bf16 where fast, else fp32); embeddings are float32 either way")
     evaluate.add_argument("--trec-runs", action="store_true", help="LAReQA: also write TREC run files (top 100)")
     evaluate.add_argument("--output", type=Path, required=True, help="folder for tidy.csv, summary.csv, provenance.json")
     evaluate.set_defaults(run=_evaluate)
@@ -81,7 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--max-length", type=int, default=defaults.max_length, help="tokens per text")
     train.add_argument("--freeze-word-embeddings", action="store_true")
     train.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
-                       help="bf16: autocast with fp32 weights and optimiser state")
+                       help="bf16/fp16: autocast with fp32 weights and optimiser state; auto: bf16 where the "
+                            "hardware is fast at it (AMX CPUs, recent GPUs), else fp32")
     train.add_argument("--validation", default=defaults.validation,
                        help="squadshifts (new_wiki) | squadshifts:NAME | none | FILE.jsonl; the best checkpoint "
                             "by validation loss is kept")
@@ -115,7 +121,8 @@ def _evaluate(args: argparse.Namespace) -> int:
                               languages=args.languages, settings=args.settings, candidate_text=args.candidate_text,
                               max_question_ids=args.max_question_ids, corpus_dataset=args.corpus_dataset,
                               query_language=args.query_language, corpus_language=args.corpus_language,
-                              miracl_corpus=args.miracl_corpus, batch_size=args.batch_size, trec_runs=args.trec_runs)
+                              miracl_corpus=args.miracl_corpus, batch_size=args.batch_size, trec_runs=args.trec_runs,
+                              precision=args.precision)
     tidy, summary = run_evaluation(config, args.output)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(summary.round(4).to_string())

@@ -28,11 +28,12 @@ class EvaluationConfig:
     miracl_corpus: str = "miracl/miracl-corpus"
     batch_size: int = 64
     trec_runs: bool = False
+    precision: str = "fp32"  # fp32 | bf16 | fp16 | auto (see hybridir.models.precision)
 
 
 def run_evaluation(config: EvaluationConfig, output: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Evaluate, write the three files to ``output`` and return (tidy, summary)."""
-    model = resolve_model(config.model, path=config.model_path)
+    model = resolve_model(config.model, path=config.model_path, precision=config.precision)
     if config.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {config.batch_size}")
     _check_options_fit_dataset(config)

@@ -37,8 +37,12 @@ class ModelSpec:
     passage_prompt: str
     pooling: str = "model"
     max_seq_length: int = 256
+    precision: str = "fp32"  # compute precision of the weights (resolved: never "auto"); see models/precision.py
 
     def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"ModelSpec precision must be fp32, bf16 or fp16 (resolve 'auto' with "
+                             f"resolve_precision first), got {self.precision!r}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {self.pooling!r}; use one of {', '.join(POOLINGS)}")
         if self.max_seq_length < 8:
@@ -53,8 +57,16 @@ class ModelSpec:
         return self.source
 
     def fingerprint(self) -> str:
-        """Identity for caches: the settings plus, for a local folder, a digest of its files."""
-        payload = asdict(self) | {"weights": _folder_digest(self.location())}
+        """Identity for caches: the settings plus, for a local folder, a digest of its files.
+
+        fp32 leaves the precision out, so fingerprints (and embedding caches) made before precision
+        existed stay valid; any other precision is part of the identity, so embeddings of
+        different precisions never mix.
+        """
+        settings = asdict(self)
+        if self.precision == "fp32":
+            del settings["precision"]
+        payload = settings | {"weights": _folder_digest(self.location())}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -75,8 +87,13 @@ def resolve_model(spec: str, path: str | Path | None = None, **overrides) -> Mod
     """A preset name, hub id or local folder -> :class:`ModelSpec`.
 
     ``path`` loads a preset's settings from a local copy (the hub layout, offline); ``overrides``
-    replace fields (``pooling``, ``max_seq_length``, prompts).
+    replace fields (``pooling``, ``max_seq_length``, prompts, ``precision``, where ``auto`` is
+    resolved for this machine).
     """
+    if "precision" in overrides:
+        from hybridir.models.precision import resolve_precision
+
+        overrides["precision"] = resolve_precision(overrides["precision"])
     if spec in PRESETS:
         model = PRESETS[spec]
         if path is not None:
@@ -150,4 +167,8 @@ def load_model(model: ModelSpec, device: str | None = None):
         encoder.append(Normalize())
     encoder.max_seq_length = model.max_seq_length
     encoder.prompts = {"query": model.query_prompt, "passage": model.passage_prompt}
+    if model.precision != "fp32":
+        from hybridir.models.precision import torch_dtype
+
+        encoder.to(torch_dtype(model.precision))  # weights in bf16/fp16; encode() still returns float32
     return encoder

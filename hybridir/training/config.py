@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hybridir.data.lareqa import DATASETS as LAREQA_DATASETS
+from hybridir.models.precision import PRECISIONS
 from hybridir.sampling.strategies import check_sampling_arguments
 
-PRECISIONS = ("fp32", "bf16")
 VALIDATION_NONE = "none"
 SQUADSHIFTS_PREFIX = "squadshifts"  # "squadshifts" = new_wiki, or "squadshifts:reddit" etc.
 
@@ -36,7 +36,7 @@ class TrainingConfig:
     scale: float = 20.0  # MNRL's 1/τ: the paper states no temperature
     max_length: int = 128
     freeze_word_embeddings: bool = False
-    precision: str = "fp32"
+    precision: str = "fp32"  # fp32 | bf16 | fp16 | auto: autocast over fp32 weights (see book/training.md)
     validation: str = SQUADSHIFTS_PREFIX  # squadshifts[:name] | none | FILE.jsonl
     validation_size: int | None = 512  # None = every pair
     eval_steps: int = 50

@@ -115,14 +115,19 @@ def _check_distributed(trainer_world_size: int) -> None:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         launched = torch.distributed.get_world_size()
         if launched != trainer_world_size:
-            raise RuntimeError(f"{launched} processes were launched but the trainer runs {trainer_world_size}; on a "
-                               "machine without GPUs set ACCELERATE_USE_CPU=1 so accelerate sets up CPU DDP (gloo)")
+            raise RuntimeError(f"{launched} processes were launched but the trainer runs {trainer_world_size}: "
+                               "accelerate did not set up DDP for this process group; launch with torchrun or "
+                               "accelerate launch, one process per device")
 
 
 def _training_arguments(config: TrainingConfig, spec: ModelSpec, output: Path, factory: LanguageSamplerFactory,
                         has_negatives: bool):
     import torch
     from sentence_transformers import SentenceTransformerTrainingArguments
+
+    from hybridir.models.precision import resolve_precision
+
+    precision = resolve_precision(config.precision)
 
     prompts = {"query": spec.query_prompt, "passage": spec.passage_prompt}
     if has_negatives:
@@ -140,9 +145,10 @@ def _training_arguments(config: TrainingConfig, spec: ModelSpec, output: Path, f
         optim="adamw_torch",
         seed=config.seed,
         data_seed=config.seed,
-        bf16=config.precision == "bf16",  # autocast; weights and AdamW state stay fp32
+        bf16=precision == "bf16",  # autocast; weights and AdamW state stay fp32
+        fp16=precision == "fp16",
         # Without a GPU: bf16 autocast runs on the CPU (AMX), and DDP needs accelerate's CPU (gloo) set-up.
-        use_cpu=not torch.cuda.is_available() and (config.precision == "bf16" or _launched_world_size() > 1),
+        use_cpu=not torch.cuda.is_available() and (precision == "bf16" or _launched_world_size() > 1),
         prompts=prompts,
         batch_sampler=factory,
         eval_strategy="steps" if validates else "no",

@@ -1,0 +1,76 @@
+"""Compute precision: resolution per machine, identity in the fingerprint, float32 embeddings, CLI and provenance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hybridir import encoding
+from hybridir.cli import main
+from hybridir.models import precision as precision_module
+from hybridir.models.precision import cpu_has_amx, resolve_precision
+from hybridir.models.spec import ModelSpec, resolve_model
+
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "zero-shot"
+
+
+def test_amx_is_read_from_the_cpu_flags(tmp_path):
+    with_amx, without = tmp_path / "amx", tmp_path / "plain"
+    with_amx.write_text("processor\t: 0\nflags\t\t: fpu avx512f amx_bf16 amx_tile amx_int8\n")
+    without.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16\n")  # bf16 instructions, no AMX tiles
+    assert cpu_has_amx(with_amx) and not cpu_has_amx(without)
+    assert not cpu_has_amx(tmp_path / "missing")
+
+
+@pytest.mark.parametrize(("amx", "expected"), [(True, "bf16"), (False, "fp32")])
+def test_auto_is_bf16_exactly_where_the_cpu_has_amx(monkeypatch, amx, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(precision_module, "cpu_has_amx", lambda: amx)
+    assert resolve_precision("auto") == expected
+    assert resolve_precision("fp32") == "fp32" and resolve_precision("bf16") == "bf16"
+
+
+def test_bad_precisions_fail_with_the_fix(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="fp16 needs a GPU.*use --precision bf16 or fp32"):
+        resolve_precision("fp16")
+    with pytest.raises(ValueError, match="unknown precision 'int8'; choose one of: fp32, bf16, fp16, auto"):
+        resolve_precision("int8")
+    with pytest.raises(ValueError, match="resolve 'auto' with resolve_precision first"):
+        ModelSpec("m", "offline", "q", "p", precision="auto")
+
+
+def test_fp32_keeps_the_committed_fingerprint_and_other_precisions_get_their_own():
+    """fp32 identity is unchanged by the new field (the committed zero-shot provenance still matches it);
+    a bf16 spec never shares an embedding cache with it."""
+    committed = json.loads((RESULTS / "xquad-r" / "provenance.json").read_text())["model_fingerprint"]
+    fp32, bf16 = resolve_model("offline"), resolve_model("offline", precision="bf16")
+    assert fp32.fingerprint() == committed
+    assert bf16.fingerprint() != committed
+
+
+def test_bf16_embeddings_are_float32_close_to_fp32_and_cached_apart(tiny_xlmr_folder):
+    fp32 = resolve_model("xlm-roberta-base", path=tiny_xlmr_folder)
+    bf16 = resolve_model("xlm-roberta-base", path=tiny_xlmr_folder, precision="bf16")
+    texts = ["a short question", "eine kurze Frage", "une question courte"]
+    exact = encoding.encode(fp32, texts, "query", show_progress=False)
+    fast = encoding.encode(bf16, texts, "query", show_progress=False)
+    assert fast.dtype == np.float32 and fast.shape == exact.shape
+    assert not np.array_equal(fast, exact)  # it did compute in bf16
+    cosine = (fast * exact).sum(axis=1)
+    assert cosine.min() > 0.99
+    assert encoding.embedding_path(fp32, sorted(texts), "query") != encoding.embedding_path(bf16, sorted(texts), "query")
+
+
+def test_cli_evaluate_takes_precision_into_the_provenance(tmp_path, tiny_xlmr_folder):
+    output = tmp_path / "run"
+    assert main(["evaluate", "--model", "xlm-roberta-base", "--model-path", str(tiny_xlmr_folder), "--dataset",
+                 "xquad-r", "--languages", "en", "de", "--max-question-ids", "10", "--precision", "bf16",
+                 "--output", str(output)]) == 0
+    provenance = json.loads((output / "provenance.json").read_text())
+    assert provenance["config"]["precision"] == "bf16"
+    assert provenance["config"]["model_spec"]["precision"] == "bf16"
