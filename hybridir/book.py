@@ -26,11 +26,12 @@ PRESETS: dict[str, dict[str, EvaluationConfig]] = {
         "xquad-r": EvaluationConfig(dataset="xquad-r", max_question_ids=70),
         "mlqa-r": EvaluationConfig(dataset="mlqa-r", max_question_ids=70),
     },
+    # fp32: the committed zero-shot reference numbers, reproducible to the last digit on any machine.
     "full": {
-        "xquad-r": EvaluationConfig(dataset="xquad-r"),
-        "xquad-r-context": EvaluationConfig(dataset="xquad-r", candidate_text="sentence+context"),
-        "mlqa-r": EvaluationConfig(dataset="mlqa-r"),
-        "scifact": EvaluationConfig(dataset="scifact"),
+        "xquad-r": EvaluationConfig(dataset="xquad-r", precision="fp32"),
+        "xquad-r-context": EvaluationConfig(dataset="xquad-r", candidate_text="sentence+context", precision="fp32"),
+        "mlqa-r": EvaluationConfig(dataset="mlqa-r", precision="fp32"),
+        "scifact": EvaluationConfig(dataset="scifact", precision="fp32"),
     },
 }
 # executed in this order; each reads results_dir (committed full results) and run_dir (this preset's runs)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
+from hybridir.models.precision import DEFAULT_PRECISION, PRECISIONS
 from hybridir.sampling.strategies import STRATEGIES
-from hybridir.evaluation.run import EvaluationConfig as EvaluationDefaults
-from hybridir.models.precision import PRECISIONS
-from hybridir.training.config import VALIDATION_NONE, TrainingConfig
+from hybridir.training.config import PRESETS as TRAINING_PRESETS
+from hybridir.training.config import VALIDATION_NONE
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, FileExistsError, ConnectionError, KeyError) as error:  # one line
+    except (ValueError, FileNotFoundError, FileExistsError, ConnectionError, KeyError,
+            FloatingPointError) as error:  # one line; FloatingPointError: a training loss became NaN
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"hybridir {args.command}: error: {message}", file=sys.stderr)
         return 2
@@ -53,51 +56,51 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--miracl-corpus", default="miracl/miracl-corpus",
                           help="MIRACL corpus: hub id or local directory in the hub's layout")
     evaluate.add_argument("--batch-size", type=int, default=64)
-    evaluate.add_argument("--precision", choices=PRECISIONS, default=EvaluationDefaults.precision,
+    evaluate.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
                           help="encoder weights: fp32, bf16 (fast on CPUs with AMX and recent GPUs), fp16 (GPU), "
                                "auto (bf16 where fast, else fp32); embeddings are float32 either way")
     evaluate.add_argument("--trec-runs", action="store_true", help="LAReQA: also write TREC run files (top 100)")
     evaluate.add_argument("--output", type=Path, required=True, help="folder for tidy.csv, summary.csv, provenance.json")
     evaluate.set_defaults(run=_evaluate)
 
-    train = commands.add_parser("train", help="fine-tune with X-X-mono, X-Y or hybrid batches; a model folder + run record")
-    train.add_argument("--strategy", choices=STRATEGIES, default="hybrid",
-                       help="mono: X-X-mono batches; cross: X-Y batches; hybrid: mono with probability --alpha")
-    train.add_argument("--alpha", type=float, help="hybrid only: probability of a mono batch (default 0.5)")
-    train.add_argument("--train", nargs="+", default=["mlqa-r"], metavar="SOURCE",
-                       help="xquad-r | mlqa-r | FILE.jsonl (id, language, query, positive[, negative]); several "
-                            "are mixed by size")
-    train.add_argument("--train-languages", nargs="+", metavar="LANG", help="keep only these training languages")
-    train.add_argument("--source-temperature", type=float, default=1.0,
-                       help="a batch's source is drawn with probability ∝ items^(1/T) (1 = by size)")
-    train.add_argument("--model", default="offline", help="'offline', a hub id or a local folder")
-    train.add_argument("--model-path", help="local copy of a hub preset (same layout)")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--output", type=Path, required=True, help="run folder: checkpoints/, model/, run.json")
+    train = commands.add_parser("train", help="fine-tune with X-X-mono, X-Y or hybrid batches; a model folder + run record",
+                                description="Options left out take the --preset's value (see book/training.md).")
+    train.add_argument("--preset", choices=TRAINING_PRESETS, default="cpu",
+                       help="cpu: batch 32, 300 steps, 512 validation pairs; paper: batch 100, every validation pair")
+    train.add_argument("--output", type=Path, required=True, help="run folder: config.json, checkpoints/, model/, run.json")
     train.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
-    defaults = TrainingConfig()
-    train.add_argument("--max-steps", type=int, default=defaults.max_steps)
-    train.add_argument("--batch-size", type=int, default=defaults.batch_size, help="pairs per batch (paper: 100)")
-    train.add_argument("--lr", type=float, default=defaults.learning_rate)
-    train.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    train.add_argument("--warmup-ratio", type=float, default=defaults.warmup_ratio)
-    train.add_argument("--scale", type=float, default=defaults.scale,
-                       help="InfoNCE scale 1/τ on cosine similarities (the paper states none)")
-    train.add_argument("--max-length", type=int, default=defaults.max_length, help="tokens per text")
-    train.add_argument("--freeze-word-embeddings", action="store_true")
-    train.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
-                       help="bf16/fp16: autocast with fp32 weights and optimiser state; auto: bf16 where the "
-                            "hardware is fast at it (AMX CPUs, recent GPUs), else fp32")
-    train.add_argument("--validation", default=defaults.validation,
-                       help="squadshifts (new_wiki) | squadshifts:NAME | none | FILE.jsonl; the best checkpoint "
-                            "by validation loss is kept")
-    train.add_argument("--validation-size", type=int, default=defaults.validation_size,
-                       help="validation pairs (a fixed subset)")
-    train.add_argument("--eval-steps", type=int, default=defaults.eval_steps, help="validate and save every N steps")
-    train.add_argument("--patience", type=int,
-                       help=f"stop after N validations without improvement (default {defaults.patience})")
-    train.add_argument("--gather-across-devices", action="store_true",
-                       help="DDP: pool in-batch negatives over ranks (one strategy/language per step)")
+    option = functools.partial(_preset_option, train)
+    option("--strategy", "strategy", choices=STRATEGIES,
+           help="mono: X-X-mono batches; cross: X-Y batches; hybrid: mono with probability --alpha")
+    option("--alpha", "alpha", type=float, help="hybrid only: probability of a mono batch (default 0.5)")
+    option("--train", "train", nargs="+", metavar="SOURCE",
+           help="xquad-r | mlqa-r | FILE.jsonl (id, language, query, positive[, negative]); several are mixed by size")
+    option("--train-languages", "train_languages", nargs="+", metavar="LANG", help="keep only these training languages")
+    option("--source-temperature", "source_temperature", type=float,
+           help="a batch's source is drawn with probability ∝ items^(1/T) (1 = by size)")
+    option("--model", "model", help="'offline', a hub id or a local folder")
+    option("--model-path", "model_path", help="local copy of a hub preset (same layout)")
+    option("--seed", "seed", type=int)
+    option("--max-steps", "max_steps", type=int)
+    option("--batch-size", "batch_size", type=int, help="pairs per batch (paper: 100)")
+    option("--lr", "learning_rate", type=float)
+    option("--weight-decay", "weight_decay", type=float)
+    option("--warmup-ratio", "warmup_ratio", type=float)
+    option("--scale", "scale", type=float, help="InfoNCE scale 1/τ on cosine similarities (the paper states none)")
+    option("--max-length", "max_length", type=int, help="tokens per text")
+    option("--freeze-word-embeddings", "freeze_word_embeddings", action="store_true")
+    option("--precision", "precision", choices=PRECISIONS,
+           help="bf16/fp16: autocast with fp32 weights and optimiser state; auto: bf16 where the hardware is fast "
+                "at it (AMX CPUs, recent GPUs), else fp32")
+    option("--validation", "validation",
+           help="squadshifts (new_wiki) | squadshifts:NAME | none | FILE.jsonl; the best checkpoint by validation "
+                "loss becomes the model")
+    option("--validation-size", "validation_size", type=_count_or("all"), help="validation pairs (a fixed subset) or all")
+    option("--eval-steps", "eval_steps", type=int, help="validate and save every N steps")
+    option("--patience", "patience", type=_count_or("none"),
+           help="stop after N validations without improvement, or none")
+    option("--gather-across-devices", "gather_across_devices", action="store_true",
+           help="DDP: pool in-batch negatives over ranks (one strategy/language per step)")
     train.set_defaults(run=_train)
 
     book = commands.add_parser("book", help="run a preset, execute the notebooks, build the Jupyter Book")
@@ -130,18 +133,28 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _preset_option(parser: argparse.ArgumentParser, flag: str, field: str, **options) -> None:
+    """An option that overrides the preset's ``field`` only when given."""
+    if options.get("action") != "store_true":
+        options.setdefault("metavar", flag.removeprefix("--").upper().replace("-", "_"))
+    parser.add_argument(flag, dest=f"set_{field}", default=argparse.SUPPRESS, **options)
+
+
+def _count_or(word: str):
+    """An argparse type: a positive count, or ``word`` for None (all pairs / never stop)."""
+    def parse(text: str) -> int | None:
+        return None if text == word else int(text)
+    parse.__name__ = f"count or '{word}'"
+    return parse
+
+
 def _train(args: argparse.Namespace) -> int:
     from hybridir.training.trainer import MODEL, train
 
-    patience = args.patience if args.patience is not None or args.validation == VALIDATION_NONE else TrainingConfig.patience
-    config = TrainingConfig(
-        train=args.train, train_languages=args.train_languages, strategy=args.strategy, alpha=args.alpha,
-        source_temperature=args.source_temperature, model=args.model, model_path=args.model_path, seed=args.seed,
-        max_steps=args.max_steps, batch_size=args.batch_size, learning_rate=args.lr, weight_decay=args.weight_decay,
-        warmup_ratio=args.warmup_ratio, scale=args.scale, max_length=args.max_length,
-        freeze_word_embeddings=args.freeze_word_embeddings, precision=args.precision, validation=args.validation,
-        validation_size=args.validation_size, eval_steps=args.eval_steps, patience=patience,
-        gather_across_devices=args.gather_across_devices)
+    given = {name.removeprefix("set_"): value for name, value in vars(args).items() if name.startswith("set_")}
+    if given.get("validation") == VALIDATION_NONE and "patience" not in given:
+        given["patience"] = None  # no validation, no early stopping
+    config = replace(TRAINING_PRESETS[args.preset], **given)
     record = train(config, args.output, resume=args.resume)
     best = f", best validation loss {record['best_eval_loss']:.4f}" if record["best_eval_loss"] is not None else ""
     print(f"trained {record['steps']} steps in {record['wall_seconds']:.0f} s{best}")

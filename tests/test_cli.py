@@ -10,6 +10,7 @@ import pytest
 
 from hybridir.cli import main
 from hybridir.data.miracl import load_miracl_qrels
+from hybridir.models.precision import resolve_precision
 from hybridir.tables import load_run, provenance_note
 
 
@@ -53,6 +54,9 @@ def test_evaluate_lareqa_subset_end_to_end(capsys, tmp_path, tiny_xlmr_folder):
     assert {"versions", "hardware", "date", "data_checksum", "model_fingerprint"} <= set(run.provenance)
     assert run.provenance["data_checksum"].endswith("first-8-ids")
     assert "subset of 8 question ids" in provenance_note(run.provenance)
+    precision = run.provenance["config"]["model_spec"]["precision"]
+    assert precision == resolve_precision("auto")  # the default, resolved for this machine and recorded
+    assert f", {precision}, fingerprint" in provenance_note(run.provenance)
     assert (out / "runs" / "multi-en.trec").is_file() and (out / "runs" / "multi-de.trec").is_file()
 
 

@@ -321,6 +321,13 @@ def test_source_frequency_follows_size_to_the_power_one_over_t(two_sources, temp
     assert binomtest(big, len(batches), other).pvalue < 1e-6  # the sample separates T = 1 from T = 2
 
 
+def test_a_small_temperature_concentrates_on_the_largest_source_without_overflow(two_sources):
+    """300^(1/0.001) overflows a float; the weights are computed in log space."""
+    sampler = sampler_for(two_sources, 4, strategy="hybrid", temperature=0.001, seed=4)
+    assert sampler.source_probabilities == pytest.approx([1.0, 0.0])
+    assert {batch.source for batch in plans(sampler, 2)} == {0}
+
+
 def test_monolingual_source_feeds_only_mono_batches(with_solo):
     """A source with one language gives mono batches even under strategy "cross"; the multilingual source still
     gives X-Y batches only."""
@@ -496,7 +503,7 @@ def test_factory_gives_the_language_sampler_for_train_and_a_sequential_one_for_e
 # --- real data ---------------------------------------------------------------------------------------------
 
 
-def test_mlqa_r_hybrid_batches_are_pure_and_item_distinct(mlqa):
+def test_mlqa_r_hybrid_batches_are_pure_and_item_distinct():
     """MLQA-R (questions with their same-language answer sentence; 1,148 ids in 2–4 languages, en always among
     them), batch size 32, hybrid: every batch is pure, holds distinct ids, and its X-Y pairs involve English at
     the rate the items' language sets imply (2/k for an item in k languages).
@@ -505,12 +512,10 @@ def test_mlqa_r_hybrid_batches_are_pure_and_item_distinct(mlqa):
     one side (56.9% expected from the drawn items' language sets); each other language is in 22–25% of them.
     English is in every item, yet only in about half of the X-Y pairs, as items in 4 languages dominate.
     """
-    relevance = mlqa.relevance.merge(mlqa.candidates[["language"]].reset_index(names="candidate"), on="candidate")
-    questions = mlqa.questions.merge(relevance, on=["qid", "language"])
-    pairs = pd.DataFrame({"id": questions.qid, "language": questions.language, "query": questions.text,
-                          "positive": mlqa.candidates.sentence.to_numpy()[questions.candidate]})
-    source = SimpleNamespace(name="mlqa-r", pairs=pairs, languages=tuple(sorted(pairs.language.unique())),
-                             has_negatives=False)
+    from hybridir.data.parallel import lareqa_parallel
+
+    source = lareqa_parallel("mlqa-r")
+    pairs = source.pairs
     dataset, table = build_pair_dataset([source])
     sampler = LanguageBatchSampler(dataset, 32, table=table, strategy="hybrid", seed=0)
     assert len(sampler) == pairs.id.nunique() // 32 == 35
@@ -528,4 +533,3 @@ def test_mlqa_r_hybrid_batches_are_pure_and_item_distinct(mlqa):
             expected += float((2 / languages_per_item[meta.id]).sum())
     share, expected_share = english / cross_pairs, expected / cross_pairs
     assert abs(share - expected_share) < 4 * math.sqrt(expected_share * (1 - expected_share) / cross_pairs)
-    assert 0.5 < share < 0.65

@@ -73,12 +73,10 @@ def test_resume_reaches_the_same_weights_across_an_epoch_boundary(tmp_path, tiny
     assert resumed["steps"] == 14 and counter.steps == 2  # it continued from step 12, not from scratch
     reference, final = weights(tmp_path / "whole" / "model"), weights(tmp_path / "split" / "model")
     assert reference.keys() == final.keys()
-    changed = weights(Path(tiny_xlmr_folder)) if (Path(tiny_xlmr_folder) / "model.safetensors").exists() else None
     for name, tensor in reference.items():
         torch.testing.assert_close(final[name], tensor, rtol=0, atol=1e-6, msg=name)
-    if changed is not None:  # the run did train: the weights moved from the initial ones
-        moved = [name for name in changed if name in reference and not torch.equal(changed[name], reference[name])]
-        assert moved
+    initial = weights(Path(tiny_xlmr_folder))  # the run did train: the weights moved from the initial ones
+    assert [name for name in initial if name in reference and not torch.equal(initial[name], reference[name])]
     losses = {entry["step"]: entry["loss"] for entry in whole["train_loss"]}
     resumed_losses = {entry["step"]: entry["loss"] for entry in resumed["train_loss"]}
     for step in (13, 14):
@@ -95,15 +93,16 @@ def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_trai
     def poisoned(self, *args, **kwargs):
         calls["n"] += 1
         loss = forward(self, *args, **kwargs)
-        return loss * float("nan") if calls["n"] >= 6 else loss
+        return loss * float("nan") if calls["n"] >= 8 else loss
 
     monkeypatch.setattr(MultipleNegativesRankingLoss, "forward", poisoned)
-    with pytest.raises(NonFiniteLossError, match=r"became nan at step 6.*checkpoint-4"):
+    with pytest.raises(NonFiniteLossError, match=r"became nan at step 8.*checkpoint-4.*new --output"):
         train(tiny_config(tiny_train_file, tiny_xlmr_folder), tmp_path / "run", show_progress=False)
+    # Step 8 is a save step (every 4): the NaN step is not saved.
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["checkpoint-4"]
     assert not (tmp_path / "run" / "model").exists()
     record = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert record["status"] == "diverged" and record["steps"] == 6
+    assert record["status"] == "diverged" and record["steps"] == 8
 
 
 def test_output_is_never_overwritten_and_resume_needs_the_same_config(tmp_path, tiny_train_file, tiny_xlmr_folder):
@@ -116,7 +115,7 @@ def test_output_is_never_overwritten_and_resume_needs_the_same_config(tmp_path, 
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
         train(config, tmp_path / "empty", resume=True, show_progress=False)
     train(config, tmp_path / "run", show_progress=False)
-    with pytest.raises(ValueError, match=r"different config .*learning_rate"):
+    with pytest.raises(ValueError, match=r"different run than .*\(learning_rate\)"):
         train(tiny_config(tiny_train_file, tiny_xlmr_folder, max_steps=4, learning_rate=1e-4), tmp_path / "run",
               resume=True, show_progress=False)
 
@@ -135,17 +134,55 @@ def test_output_is_never_overwritten_and_resume_needs_the_same_config(tmp_path, 
     ({"validation": "squad"}, "use squadshifts, squadshifts:NAME, none or a .jsonl file"),
     ({"validation": "none", "patience": 3}, "early stopping needs validation data"),
     ({"batch_size": 1}, "batch_size must be an integer of at least 2"),
+    ({"train_languages": ["en", "english"]}, "must be distinct ISO 639-1 codes"),
+    ({"train_languages": []}, "must be distinct ISO 639-1 codes"),
+    ({"seed": -1}, "seed must be an integer ≥ 0"),
+    ({"validation": "missing.jsonl"}, "--validation file missing.jsonl does not exist"),
 ])
 def test_config_errors_name_the_fix(overrides, message):
     with pytest.raises((ValueError, FileNotFoundError), match=message):
         TrainingConfig(**overrides)
 
 
-def test_restricting_to_a_language_the_data_lacks_is_an_error(tmp_path):
-    from hybridir.training.data import load_training_sources
+def test_a_start_that_fails_on_its_inputs_leaves_the_folder_free(tmp_path, tiny_train_file, tiny_xlmr_folder):
+    """The data fails to load (a language it lacks): nothing is written, and the same folder starts cleanly."""
+    with pytest.raises(ValueError, match="has no pairs in es"):
+        train(tiny_config(tiny_train_file, tiny_xlmr_folder, train_languages=["en", "es"], max_steps=2),
+              tmp_path / "run", show_progress=False)
+    assert not (tmp_path / "run").exists()
+    record = train(tiny_config(tiny_train_file, tiny_xlmr_folder, max_steps=2), tmp_path / "run", show_progress=False)
+    assert record["status"] == "finished"
 
-    with pytest.raises(ValueError, match="has no pairs in fr"):
-        load_training_sources(TrainingConfig(train=["mlqa-r"], train_languages=["en", "fr"]))
+
+def test_cross_batches_need_multilingual_items(tmp_path, tiny_train_file, tiny_xlmr_folder):
+    with pytest.raises(ValueError, match="strategy 'cross' needs X-Y batches, but no training source"):
+        train(tiny_config(tiny_train_file, tiny_xlmr_folder, strategy="cross", train_languages=["en"], max_steps=2),
+              tmp_path / "run", show_progress=False)
+
+
+def test_bf16_autocast_trains_and_the_record_says_so(tmp_path, tiny_train_file, tiny_xlmr_folder):
+    record = train(tiny_config(tiny_train_file, tiny_xlmr_folder, precision="bf16", max_steps=2), tmp_path / "run",
+                   show_progress=False)
+    assert record["precision"] == "bf16" and record["status"] == "finished"
+    assert all(np.isfinite(entry["loss"]) for entry in record["train_loss"])
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["precision"] == "bf16"
+
+
+def test_the_model_is_the_best_validation_checkpoint(tmp_path, tiny_train_file, tiny_xlmr_folder):
+    record = train(tiny_config(tiny_train_file, tiny_xlmr_folder, validation=str(tiny_train_file), max_steps=6,
+                               eval_steps=2, learning_rate=5e-3), tmp_path / "run", show_progress=False)
+    losses = {entry["step"]: entry["eval_loss"] for entry in record["eval_loss"]}
+    best_step = min(losses, key=losses.get)
+    assert sorted(losses) == [2, 4, 6] and record["best_checkpoint"].endswith(f"checkpoint-{best_step}")
+    final, best = weights(tmp_path / "run" / "model"), weights(Path(record["best_checkpoint"]))
+    assert all(torch.equal(final[name], best[name]) for name in best)
+
+
+def test_checkpoints_do_not_carry_the_training_data(tmp_path, tiny_train_file, tiny_xlmr_folder):
+    """The trainer pickles its arguments (the sampler factory included) into every checkpoint."""
+    train(tiny_config(tiny_train_file, tiny_xlmr_folder, max_steps=4), tmp_path / "run", show_progress=False)
+    pickled = (tmp_path / "run" / "checkpoints" / "checkpoint-4" / "training_args.bin").read_bytes()
+    assert b"question 17 in de" not in pickled and len(pickled) < 20_000
 
 
 def test_cli_trains_the_offline_model_on_real_data_and_the_result_evaluates(tmp_path, capsys):
@@ -165,8 +202,21 @@ def test_cli_trains_the_offline_model_on_real_data_and_the_result_evaluates(tmp_
     assert main(["evaluate", "--model", str(run / "model"), "--dataset", "xquad-r", "--languages", "en", "de",
                  "--max-question-ids", "20", "--output", str(evaluated)]) == 0
     provenance = json.loads((evaluated / "provenance.json").read_text())
-    assert provenance["config"]["model_spec"]["query_prompt"] == "query: "  # E5 prompts travel with the model
+    spec = provenance["config"]["model_spec"]
+    assert spec["query_prompt"] == "query: "  # E5 prompts travel with the model
+    assert spec["max_seq_length"] == 48 and spec["name"] == "run"  # its training length; named after its run
     assert (evaluated / "tidy.csv").read_text().count("\n") > 10
+
+
+@pytest.mark.parametrize("strategy", ["mono", "cross"])
+def test_cli_trains_the_pure_strategies_on_real_data(tmp_path, strategy):
+    """One real step of X-X-mono or X-Y batches on XQuAD-R; the record shows only that strategy."""
+    run = tmp_path / "run"
+    assert main(["train", "--train", "xquad-r", "--strategy", strategy, "--max-steps", "1", "--batch-size", "8",
+                 "--max-length", "32", "--validation", "none", "--freeze-word-embeddings", "--output", str(run)]) == 0
+    record = json.loads((run / "run.json").read_text())
+    assert record["batches"]["strategy"] == {strategy: 1} and record["config"]["patience"] is None
+    assert record["data"]["sources"][0]["items"] == 1190 and (run / "model" / "model.safetensors").is_file()
 
 
 def test_cli_train_errors_are_one_line(tmp_path, capsys):

@@ -242,7 +242,8 @@ def test_ddp_train_into_one_output_folder(ddp_run, phase):
     assert [seen["record"]["status"] for seen in observed] == ["finished"] * WORLD_SIZE
     run = out / phase / "run"
     assert sorted(path.name for path in run.iterdir()) == ["checkpoints", "config.json", "model", "run.json"]
-    assert json.loads((run / "config.json").read_text())["gather_across_devices"] is gather
+    claimed = json.loads((run / "config.json").read_text())
+    assert claimed["config"]["gather_across_devices"] is gather and claimed["world_size"] == WORLD_SIZE
     assert (run / "model" / "modules.json").is_file() and (run / "model" / "model.safetensors").is_file()
     record = json.loads((run / "run.json").read_text())
     assert record["status"] == "finished" and record["steps"] == STEPS

@@ -9,6 +9,7 @@ import pandas as pd
 
 from hybridir.data.lareqa import DATASETS as LAREQA_DATASETS
 from hybridir.evaluation.lareqa import SETTINGS
+from hybridir.models.precision import DEFAULT_PRECISION
 from hybridir.models.spec import resolve_model
 from hybridir.provenance import provenance, write_provenance
 
@@ -28,7 +29,7 @@ class EvaluationConfig:
     miracl_corpus: str = "miracl/miracl-corpus"
     batch_size: int = 64
     trec_runs: bool = False
-    precision: str = "fp32"  # fp32 | bf16 | fp16 | auto (see hybridir.models.precision)
+    precision: str = DEFAULT_PRECISION  # fp32 | bf16 | fp16 | auto (see hybridir.models.precision)
 
 
 def run_evaluation(config: EvaluationConfig, output: Path) -> tuple[pd.DataFrame, pd.DataFrame]:

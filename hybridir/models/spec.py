@@ -117,13 +117,28 @@ def _existing_folder(path: str | Path) -> Path:
 
 
 def _local_folder_spec(folder: Path) -> ModelSpec:
-    """Prompts from the folder's sentence-transformers config when it has them, else the paper's."""
+    """Prompts and max length from the folder's sentence-transformers config when it has them, else the
+    paper's prompts; a ``hybridir train`` run's ``model/`` is named after its run folder."""
     _existing_folder(folder)
-    prompts_file = folder / "config_sentence_transformers.json"
-    prompts = json.loads(prompts_file.read_text()).get("prompts", {}) if prompts_file.is_file() else {}
+    prompts = _json(folder / "config_sentence_transformers.json").get("prompts", {})
     has_pooling = (folder / "modules.json").is_file()
-    return ModelSpec(folder.name, str(folder), prompts.get("query", PAPER_QUERY_PROMPT),
-                     prompts.get("passage", PAPER_PASSAGE_PROMPT), pooling="model" if has_pooling else "mean")
+    trained = (folder.parent / "run.json").is_file()
+    return ModelSpec(folder.parent.name if trained else folder.name, str(folder),
+                     prompts.get("query", PAPER_QUERY_PROMPT), prompts.get("passage", PAPER_PASSAGE_PROMPT),
+                     pooling="model" if has_pooling else "mean",
+                     max_seq_length=_saved_max_length(folder) if has_pooling else 256)
+
+
+def _saved_max_length(folder: Path) -> int:
+    """The max length a sentence-transformers folder was saved with: in ``sentence_bert_config.json`` up
+    to sentence-transformers 5, as the tokenizer's ``model_max_length`` from 6 on (256 if neither)."""
+    saved = _json(folder / "sentence_bert_config.json").get("max_seq_length")
+    saved = saved or _json(folder / "tokenizer_config.json").get("model_max_length")
+    return int(saved) if isinstance(saved, (int, float)) and 8 <= saved <= 100_000 else 256
+
+
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _looks_like_hub_id(spec: str) -> bool:

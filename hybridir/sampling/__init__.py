@@ -13,7 +13,8 @@ import importlib
 _EXPORTS = {
     "PairTable": "pairs", "build_pair_dataset": "pairs",
     "LanguageBatchSampler": "samplers", "LanguageSamplerFactory": "samplers", "PlannedBatch": "samplers",
-    "STRATEGIES": "strategies", "DEFAULT_ALPHA": "strategies", "check_sampling_arguments": "strategies",
+    "STRATEGIES": "strategies", "DEFAULT_ALPHA": "strategies", "check_strategy": "strategies",
+    "check_batch_size": "strategies",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -33,6 +33,8 @@ dataset), hence this one. Rules it keeps, each tested in ``tests/test_sampling.p
 
 from __future__ import annotations
 
+import itertools
+from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -42,7 +44,7 @@ from sentence_transformers.base.sampler import DefaultBatchSampler
 from torch.utils.data import SequentialSampler
 
 from hybridir.sampling.pairs import PairTable
-from hybridir.sampling.strategies import check_sampling_arguments
+from hybridir.sampling.strategies import check_batch_size, check_strategy
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -68,7 +70,10 @@ class LanguageBatchSampler(DefaultBatchSampler):
                  valid_label_columns: list[str] | None = None, generator: torch.Generator | None = None,
                  seed: int = 0, *, table: PairTable, strategy: str = "hybrid", alpha: float | None = None,
                  temperature: float = 1.0, world_size: int = 1, pooled_ranks: bool = False) -> None:
-        self.alpha = check_sampling_arguments(strategy, alpha, temperature, batch_size, world_size)
+        self.alpha = check_strategy(strategy, alpha, temperature)
+        check_batch_size(batch_size)
+        if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
+            raise ValueError(f"world_size must be an integer, at least 1, got {world_size!r}")
         if len(dataset) != len(table):
             raise ValueError(f"the dataset has {len(dataset)} rows but the pair table {len(table)}; build both "
                              "with build_pair_dataset from the same sources")
@@ -79,7 +84,8 @@ class LanguageBatchSampler(DefaultBatchSampler):
         self._pools = [_SourcePools(table, code) for code in range(len(table.sources))]
         self._check_pool_sizes()
         sizes = np.array([pool.n_items for pool in self._pools], dtype=np.float64)
-        weights = sizes ** (1.0 / temperature)
+        log_weights = np.log(sizes) / temperature  # ∝ size^(1/T), in log space: a small T would overflow
+        weights = np.exp(log_weights - log_weights.max())
         self.source_probabilities = weights / weights.sum()
         groups = int(sizes.sum()) // (batch_size * self.group_size)
         self._length = groups * self.group_size // world_size * world_size
@@ -118,6 +124,28 @@ class LanguageBatchSampler(DefaultBatchSampler):
             for start in range(0, size, self.batch_size):
                 yield PlannedBatch(strategy, source, language, rows[start:start + self.batch_size])
 
+    def make_up(self, n_batches: int) -> dict:
+        """What the first ``n_batches`` batches (epoch after epoch) are made of: strategies, sources,
+        mono languages and the X-Y (query-passage) language pairs."""
+        strategies, sources, mono_languages, cross_pairs = Counter(), Counter(), Counter(), Counter()
+        languages = np.asarray(self.table.languages, dtype=object)
+        epoch, seen = 0, 0
+        while seen < n_batches:
+            for batch in itertools.islice(self.plan(epoch), n_batches - seen):
+                seen += 1
+                strategies[batch.strategy] += 1
+                sources[self.table.sources[batch.source]] += 1
+                if batch.strategy == "mono":
+                    mono_languages[self.table.languages[batch.language]] += 1
+                else:
+                    query = languages[self.table.query_language[batch.rows]]
+                    passage = languages[self.table.passage_language[batch.rows]]
+                    cross_pairs.update(f"{q}-{p}" for q, p in zip(query, passage))
+            epoch += 1
+        return {"batches": n_batches, "batches_per_epoch": self._length, "strategy": dict(strategies),
+                "source": dict(sources), "mono_language": dict(sorted(mono_languages.items())),
+                "cross_language_pairs": dict(cross_pairs.most_common())}
+
     def _cross_rows(self, pool: _SourcePools, positions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One row per item: an ordered pair of two of its languages, uniformly."""
         starts, counts = pool.language_start[positions], pool.language_count[positions]
@@ -130,6 +158,9 @@ class LanguageBatchSampler(DefaultBatchSampler):
         return np.searchsorted(self._keys, keys)
 
     def _check_pool_sizes(self) -> None:
+        if self.alpha < 1 and not any(len(pool.cross_items) for pool in self._pools):
+            raise ValueError(f"strategy {self.strategy!r} needs X-Y batches, but no training source has an item in "
+                             "two languages; use strategy 'mono' or add multilingual data")
         needed = self.batch_size * self.group_size
         unit = f"batch_size {self.batch_size}" + (f" × {self.group_size} ranks" if self.group_size > 1 else "")
         for name, pool in zip(self.table.sources, self._pools):
@@ -158,14 +189,22 @@ class LanguageSamplerFactory:
 
     def __init__(self, train_dataset: Dataset, table: PairTable, *, strategy: str = "hybrid",
                  alpha: float | None = None, temperature: float = 1.0, pooled_ranks: bool = False) -> None:
-        check_sampling_arguments(strategy, alpha, temperature, batch_size=2, world_size=1)
+        check_strategy(strategy, alpha, temperature)
         self.train_dataset, self.table = train_dataset, table
         self.options = {"strategy": strategy, "alpha": alpha, "temperature": temperature, "pooled_ranks": pooled_ranks}
         self.built: list[LanguageBatchSampler] = []
 
+    def __getstate__(self) -> dict:
+        """The trainer pickles its arguments, this factory included, into every checkpoint
+        (``training_args.bin``): keep the options there, not a copy of the training data."""
+        return {"options": self.options, "train_dataset": None, "table": None, "built": []}
+
     def __call__(self, dataset: Dataset, batch_size: int, drop_last: bool,
                  valid_label_columns: list[str] | None = None, generator: torch.Generator | None = None,
                  seed: int = 0) -> DefaultBatchSampler:
+        if self.train_dataset is None:
+            raise ValueError("this sampler factory was unpickled without its training data; build a new "
+                             "LanguageSamplerFactory(dataset, table, ...)")
         train = self.train_dataset
         same = dataset is train or getattr(dataset, "_fingerprint", None) == getattr(train, "_fingerprint", False)
         if not same:

@@ -8,9 +8,8 @@ STRATEGIES = ("mono", "cross", "hybrid")
 DEFAULT_ALPHA = 0.5  # the paper's footnote 1: α = β = 0.5 balanced best
 
 
-def check_sampling_arguments(strategy: str, alpha: float | None, temperature: float, batch_size: int,
-                     world_size: int) -> float:
-    """Validate the settings; return the probability of a mono batch."""
+def check_strategy(strategy: str, alpha: float | None, temperature: float) -> float:
+    """Validate the strategy settings; return the probability of a mono batch."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
     if alpha is not None and strategy != "hybrid":
@@ -20,11 +19,14 @@ def check_sampling_arguments(strategy: str, alpha: float | None, temperature: fl
         alpha = DEFAULT_ALPHA if alpha is None else alpha
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
             raise ValueError(f"alpha is the probability of a mono batch and must lie in [0, 1], got {alpha!r}")
-    if isinstance(temperature, bool) or not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature must be a positive number (1 = proportional to source size), got {temperature!r}")
+    finite = isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and math.isfinite(temperature)
+    if not (finite and temperature > 0):
+        raise ValueError(f"temperature must be a positive number (1 = proportional to source size), "
+                         f"got {temperature!r}")
+    return float(alpha) if strategy == "hybrid" else {"mono": 1.0, "cross": 0.0}[strategy]
+
+
+def check_batch_size(batch_size: int) -> None:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
         raise ValueError(f"batch_size must be an integer of at least 2 (in-batch negatives need two pairs), "
                          f"got {batch_size!r}")
-    if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
-        raise ValueError(f"world_size must be an integer, at least 1, got {world_size!r}")
-    return float(alpha) if strategy == "hybrid" else {"mono": 1.0, "cross": 0.0}[strategy]

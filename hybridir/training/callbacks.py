@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import statistics
+import time
 
 from transformers import TrainerCallback
-from transformers.trainer_callback import ProgressCallback
+from transformers.trainer_callback import ProgressCallback, TrainerControl
 
 from hybridir.sampling.samplers import LanguageBatchSampler
 
@@ -21,13 +23,13 @@ class SamplerEpochCallback(TrainerCallback):
     def __init__(self, samplers: list[LanguageBatchSampler]) -> None:
         self.samplers = samplers  # filled by the sampler factory when the trainer builds its dataloader
 
-    def on_epoch_begin(self, args, state, control, **kwargs):
-        epoch = int(state.epoch + 1e-6)  # a resumed state holds e.g. 1.5 (mid-epoch 1)
+    def on_epoch_begin(self, args, state, control, **kwargs) -> None:
+        epoch = math.floor(state.epoch)  # exact at an epoch's start; a resumed state holds e.g. 1.5 (mid-epoch 1)
         for sampler in self.samplers:
             sampler.set_epoch(epoch)
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite."""
 
 
@@ -41,7 +43,7 @@ class StopOnNonFiniteLoss(TrainerCallback):
     def __init__(self) -> None:
         self.failed_at: tuple[int, float] | None = None
 
-    def on_log(self, args, state, control, logs=None, **kwargs):
+    def on_log(self, args, state, control, logs=None, **kwargs) -> TrainerControl:
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(loss):
             self.failed_at = (state.global_step, loss)
@@ -51,6 +53,24 @@ class StopOnNonFiniteLoss(TrainerCallback):
         return control
 
 
+class StepTimer(TrainerCallback):
+    """Wall time between consecutive steps: batch fetching, forward, backward, optimiser."""
+
+    def __init__(self) -> None:
+        self.stamps: list[float] = []
+
+    def on_train_begin(self, args, state, control, **kwargs) -> None:
+        self.stamps = [time.perf_counter()]
+
+    def on_step_end(self, args, state, control, **kwargs) -> None:
+        self.stamps.append(time.perf_counter())
+
+    def median_seconds(self) -> float | None:
+        """The median step (validations and checkpoint saves are rare outliers), None before two steps."""
+        gaps = [b - a for a, b in zip(self.stamps, self.stamps[1:])]
+        return round(statistics.median(gaps), 4) if gaps else None
+
+
 class DescribedProgressCallback(ProgressCallback):
     """The trainer's progress bar, saying what it trains, with the latest losses beside it."""
 
@@ -58,12 +78,12 @@ class DescribedProgressCallback(ProgressCallback):
         super().__init__()
         self.description = description
 
-    def on_train_begin(self, args, state, control, **kwargs):
+    def on_train_begin(self, args, state, control, **kwargs) -> None:
         super().on_train_begin(args, state, control, **kwargs)
         if self.training_bar is not None:
             self.training_bar.set_description(self.description)
 
-    def on_log(self, args, state, control, logs=None, **kwargs):
+    def on_log(self, args, state, control, logs=None, **kwargs) -> None:
         if self.training_bar is not None and logs:
             shown = {key: f"{logs[key]:.4f}" for key in ("loss", "eval_loss") if key in logs}
             if shown:

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hybridir.data.lareqa import DATASETS as LAREQA_DATASETS
-from hybridir.models.precision import PRECISIONS
-from hybridir.sampling.strategies import check_sampling_arguments
+from hybridir.data.parallel import ISO_639_1
+from hybridir.models.precision import resolve_precision
+from hybridir.sampling.strategies import check_batch_size, check_strategy
 
 VALIDATION_NONE = "none"
 SQUADSHIFTS_PREFIX = "squadshifts"  # "squadshifts" = new_wiki, or "squadshifts:reddit" etc.
@@ -36,16 +37,19 @@ class TrainingConfig:
     scale: float = 20.0  # MNRL's 1/τ: the paper states no temperature
     max_length: int = 128
     freeze_word_embeddings: bool = False
-    precision: str = "fp32"  # fp32 | bf16 | fp16 | auto: autocast over fp32 weights (see book/training.md)
+    # fp32 | bf16 | fp16 | auto: autocast over fp32 weights; auto (bf16 on AMX CPUs and recent GPUs) trained
+    # 1.45x faster on the same loss curve as fp32 (book/precision.md)
+    precision: str = "auto"
     validation: str = SQUADSHIFTS_PREFIX  # squadshifts[:name] | none | FILE.jsonl
     validation_size: int | None = 512  # None = every pair
     eval_steps: int = 50
     patience: int | None = 5  # evaluations without improvement before stopping; None = never stop early
     gather_across_devices: bool = False  # pool in-batch negatives over DDP ranks
-    logging_steps: int = 1
 
     def __post_init__(self) -> None:
-        check_sampling_arguments(self.strategy, self.alpha, self.source_temperature, self.batch_size, world_size=1)
+        check_strategy(self.strategy, self.alpha, self.source_temperature)
+        check_batch_size(self.batch_size)
+        resolve_precision(self.precision)  # fp16 without a GPU fails here, before the output folder is touched
         if not self.train:
             raise ValueError("no training data: pass --train xquad-r, mlqa-r or a JSONL file")
         for source in self.train:
@@ -55,12 +59,16 @@ class TrainingConfig:
                 raise FileNotFoundError(f"--train file {source} does not exist")
         if len(set(self.train)) != len(self.train):
             raise ValueError(f"--train names a source twice: {self.train}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {self.precision!r}; choose one of: {', '.join(PRECISIONS)}")
+        if self.train_languages is not None:
+            unknown = [lang for lang in self.train_languages if lang not in ISO_639_1]
+            if not self.train_languages or unknown or len(set(self.train_languages)) != len(self.train_languages):
+                raise ValueError(f"--train-languages must be distinct ISO 639-1 codes such as de, got "
+                                 f"{self.train_languages}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an integer ≥ 0, got {self.seed!r}")
         _positive_int("max_steps", self.max_steps)
         _positive_int("max_length", self.max_length)
         _positive_int("eval_steps", self.eval_steps)
-        _positive_int("logging_steps", self.logging_steps)
         if self.patience is not None:
             _positive_int("patience", self.patience)
         if self.validation_size is not None:
@@ -76,6 +84,8 @@ class TrainingConfig:
         if not (self.validation in (VALIDATION_NONE, SQUADSHIFTS_PREFIX) or self.validation.endswith(".jsonl")
                 or self.validation.startswith(SQUADSHIFTS_PREFIX + ":")):
             raise ValueError(f"--validation {self.validation!r}: use squadshifts, squadshifts:NAME, none or a .jsonl file")
+        if self.validation.endswith(".jsonl") and not Path(self.validation).is_file():
+            raise FileNotFoundError(f"--validation file {self.validation} does not exist")
         if self.validation == VALIDATION_NONE and self.patience is not None:
             raise ValueError("early stopping needs validation data: drop --patience or pass --validation")
 
@@ -87,3 +97,10 @@ class TrainingConfig:
 def _positive_int(name: str, value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+# --preset: the CPU default, and the paper's settings (batch 100, every validation pair, no frozen weights).
+PRESETS: dict[str, TrainingConfig] = {
+    "cpu": TrainingConfig(),
+    "paper": TrainingConfig(batch_size=100, max_steps=3000, eval_steps=100, validation_size=None, max_length=256),
+}

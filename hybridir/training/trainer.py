@@ -2,7 +2,9 @@
 
 Output folder layout (``hybridir train --output DIR``):
 
-- ``config.json``: the run's :class:`TrainingConfig`, written first; ``--resume`` refuses a different one;
+- ``config.json``: what fixes the run: its :class:`TrainingConfig`, the resolved precision, the number
+  of processes and the data checksums, written once the inputs have loaded; ``--resume`` refuses a
+  run that differs in any of them (the batch plan would differ);
 - ``checkpoints/checkpoint-N/``: the trainer's checkpoints (weights, optimiser, scheduler, RNG states);
 - ``model/``: the final sentence-transformers model (the best validation checkpoint when validating),
   ready for ``hybridir evaluate --model DIR/model``;
@@ -15,19 +17,20 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from sentence_transformers import SentenceTransformerTrainingArguments
 from transformers import TrainerCallback
 
+from hybridir.models.precision import resolve_precision
 from hybridir.models.spec import ModelSpec, load_model, resolve_model
 from hybridir.provenance import provenance
-from hybridir.sampling.pairs import PairTable, build_pair_dataset
-from hybridir.sampling.samplers import LanguageBatchSampler, LanguageSamplerFactory
+from hybridir.sampling.pairs import build_pair_dataset
+from hybridir.sampling.samplers import LanguageSamplerFactory
 from hybridir.training.callbacks import (DescribedProgressCallback, NonFiniteLossError, SamplerEpochCallback,
-                                         StopOnNonFiniteLoss)
+                                         StepTimer, StopOnNonFiniteLoss)
 from hybridir.training.config import TrainingConfig
 from hybridir.training.data import load_training_sources, load_validation
 
@@ -40,18 +43,23 @@ def train(config: TrainingConfig, output: Path, resume: bool = False, show_progr
 
     ``callbacks`` are extra ``transformers`` trainer callbacks (logging, custom stops).
     """
-    from sentence_transformers import SentenceTransformerTrainer
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from transformers import EarlyStoppingCallback
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     output = Path(output)
-    if _launch_rank() == 0:  # one process checks and claims the folder; the process group is not up yet
-        _prepare_output(output, config, resume)
+    claims = _launch_rank() == 0  # one process checks and claims the folder; the process group is not up yet
+    if claims:
+        _check_output(output, resume)
+    precision = resolve_precision(config.precision)
     spec = resolve_model(config.model, path=config.model_path, max_seq_length=config.max_length)
     sources = load_training_sources(config)
     dataset, table = build_pair_dataset(sources)
     validation = load_validation(config)
+    identity = _run_identity(config, precision, sources, validation)
+    if claims:
+        _claim_output(output, identity, resume)
     model = load_model(spec)
     if config.freeze_word_embeddings:
         # Cheap on CPU (the 250k-row table gets no gradient or optimiser state) and keeps the
@@ -60,11 +68,13 @@ def train(config: TrainingConfig, output: Path, resume: bool = False, show_progr
     loss = MultipleNegativesRankingLoss(model, scale=config.scale, gather_across_devices=config.gather_across_devices)
     factory = LanguageSamplerFactory(dataset, table, strategy=config.strategy, alpha=config.alpha,
                                      temperature=config.source_temperature, pooled_ranks=config.gather_across_devices)
-    args = _training_arguments(config, spec, output, factory, has_negatives=sources[0].has_negatives)
-    non_finite = StopOnNonFiniteLoss()
-    all_callbacks = [SamplerEpochCallback(factory.built), non_finite, *callbacks]
+    args = _training_arguments(config, precision, spec, output, factory, has_negatives=sources[0].has_negatives)
+    non_finite, timer = StopOnNonFiniteLoss(), StepTimer()
+    all_callbacks = [SamplerEpochCallback(factory.built), non_finite, timer, *callbacks]
+    early_stopping = None
     if validation is not None and config.patience is not None:
-        all_callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.patience))
+        early_stopping = EarlyStoppingCallback(early_stopping_patience=config.patience)
+        all_callbacks.append(early_stopping)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset,
                                          eval_dataset=None if validation is None else validation[0],
                                          loss=loss, callbacks=all_callbacks)
@@ -75,31 +85,60 @@ def train(config: TrainingConfig, output: Path, resume: bool = False, show_progr
         sources_text = " + ".join(source.name for source in sources)
         trainer.add_callback(DescribedProgressCallback(f"training {config.strategy} on {sources_text}"))
 
-    start_step = _checkpoint_step(_latest_checkpoint(output)) if resume else 0
     began = time.perf_counter()
     trainer.train(resume_from_checkpoint=True if resume else None)
     seconds = time.perf_counter() - began
-    record = _run_record(config, spec, sources, table, validation, trainer, factory.built, seconds,
-                         steps_this_call=trainer.state.global_step - start_step)
     writer = trainer.is_world_process_zero()
+    state = trainer.state
+    record = provenance(identity["config"] | {"model_spec": asdict(spec)}, data_checksum=_data_checksum(identity),
+                        model_fingerprint=spec.fingerprint())
+    record.update({
+        "precision": precision,
+        "seed": config.seed,
+        "steps": state.global_step,
+        "early_stopped": early_stopping is not None
+                         and early_stopping.early_stopping_patience_counter >= config.patience,
+        "best_checkpoint": state.best_model_checkpoint,
+        "best_eval_loss": state.best_metric,
+        "data": {
+            "sources": [{"name": s.name, "checksum": s.checksum, "items": int(s.pairs["id"].nunique()),
+                         "languages": list(s.languages)} for s in sources],
+            "pair_rows": len(table),
+            "validation": None if validation is None else {"pairs": len(validation[0]), "checksum": validation[1]},
+        },
+        # Every rank trains one batch a step, so the run has used steps × world size of the sampler's batches.
+        "batches": factory.built[0].make_up(state.global_step * trainer.args.world_size) if factory.built else None,
+        "train_loss": [{"step": h["step"], "loss": h["loss"]} for h in state.log_history if "loss" in h],
+        "eval_loss": [{"step": h["step"], "eval_loss": h["eval_loss"]} for h in state.log_history if "eval_loss" in h],
+        "wall_seconds": round(seconds + (_previous_wall_seconds(output) if resume else 0.0), 2),
+        "median_step_seconds": timer.median_seconds(),  # steps only: validations and saves are outliers
+    })
     if non_finite.failed_at is not None:
         step, value = non_finite.failed_at
         record["status"] = "diverged"
         if writer:
             _write_json(output / RECORD, record)
         last = _latest_checkpoint(output)
+        hint = "; or train in fp32" if precision != "fp32" else ""
         raise NonFiniteLossError(f"the training loss became {value} at step {step}; stopped without saving it. The "
                                  f"last good checkpoint is {last or 'none (it failed before the first save)'}; "
-                                 "lower --lr, or train in fp32 if you used bf16")
+                                 f"start a new --output with a lower --lr{hint}")
     record["status"] = "finished"
     if writer:
-        trainer.model.save(str(output / MODEL))
+        # ST's best-model loading only logs a failure: take the best checkpoint from disk ourselves.
+        best = state.best_model_checkpoint
+        final = SentenceTransformer(best, device="cpu") if best else trainer.model
+        final.save(str(output / MODEL))
+        _write_json(output / RECORD, record)  # first: the model's spec takes its name from the run record's folder
+        record["trained_model_fingerprint"] = resolve_model(str(output / MODEL)).fingerprint()
         _write_json(output / RECORD, record)
     trainer.accelerator.wait_for_everyone()  # no rank returns before the model is on disk
     return record
 
 
 def _launched_world_size() -> int:
+    """The number of processes torchrun / accelerate launch started (1 when not distributed); read
+    before the process group exists, unlike the sampler's world size."""
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
@@ -115,19 +154,14 @@ def _check_distributed(trainer_world_size: int) -> None:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         launched = torch.distributed.get_world_size()
         if launched != trainer_world_size:
-            raise RuntimeError(f"{launched} processes were launched but the trainer runs {trainer_world_size}: "
-                               "accelerate did not set up DDP for this process group; launch with torchrun or "
-                               "accelerate launch, one process per device")
+            raise ValueError(f"{launched} processes were launched but the trainer runs {trainer_world_size}: "
+                             "accelerate did not set up DDP for this process group; launch with torchrun or "
+                             "accelerate launch, one process per device")
 
 
-def _training_arguments(config: TrainingConfig, spec: ModelSpec, output: Path, factory: LanguageSamplerFactory,
-                        has_negatives: bool):
+def _training_arguments(config: TrainingConfig, precision: str, spec: ModelSpec, output: Path,
+                        factory: LanguageSamplerFactory, has_negatives: bool) -> SentenceTransformerTrainingArguments:
     import torch
-    from sentence_transformers import SentenceTransformerTrainingArguments
-
-    from hybridir.models.precision import resolve_precision
-
-    precision = resolve_precision(config.precision)
 
     prompts = {"query": spec.query_prompt, "passage": spec.passage_prompt}
     if has_negatives:
@@ -159,8 +193,8 @@ def _training_arguments(config: TrainingConfig, spec: ModelSpec, output: Path, f
         load_best_model_at_end=validates,
         metric_for_best_model="eval_loss" if validates else None,
         greater_is_better=False if validates else None,
-        logging_steps=config.logging_steps,
-        logging_nan_inf_filter=False,  # StopOnNonFiniteLoss must see a NaN, not the running mean
+        logging_steps=1,  # StopOnNonFiniteLoss checks every step's loss, before that step can be saved
+        logging_nan_inf_filter=False,  # it must see a NaN, not the running mean
         restore_callback_states_from_checkpoint=True,  # early-stopping patience survives a resume
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
@@ -169,24 +203,59 @@ def _training_arguments(config: TrainingConfig, spec: ModelSpec, output: Path, f
     )
 
 
-def _prepare_output(output: Path, config: TrainingConfig, resume: bool) -> None:
-    """Never overwrite a run; resume only the same config."""
-    saved = output / CONFIG
+def _check_output(output: Path, resume: bool) -> None:
+    """Never overwrite a run; resume only one that has a checkpoint. Writes nothing."""
+    if output.exists() and not output.is_dir():
+        raise FileExistsError(f"--output {output} is a file; give a folder")
     if resume:
         if _latest_checkpoint(output) is None:
             raise FileNotFoundError(f"nothing to resume in {output}: it has no checkpoint; drop --resume to start")
-        previous = json.loads(saved.read_text()) if saved.is_file() else None
-        current = json.loads(json.dumps(asdict(config)))
-        if previous != current:
-            changed = sorted(k for k in current if previous is None or previous.get(k) != current.get(k))
-            raise ValueError(f"--resume with a different config than {saved} ({', '.join(changed)}); "
-                             "use the same options or a new --output")
-        return
-    if output.exists() and any(output.iterdir()):
+    elif output.exists() and any(output.iterdir()):
         raise FileExistsError(f"{output} is not empty; pass --resume to continue the run in it, or choose a new "
                               "--output")
+
+
+def _run_identity(config: TrainingConfig, precision: str, sources: list, validation: tuple | None) -> dict:
+    """What must not change between an interrupted run and its resume (it fixes the batch plan)."""
+    identity = {"config": asdict(config), "precision": precision, "world_size": _launched_world_size(),
+                "data": {source.name: source.checksum for source in sources},
+                "validation": None if validation is None else validation[1]}
+    return json.loads(json.dumps(identity))  # JSON types, as read back from config.json
+
+
+def _claim_output(output: Path, identity: dict, resume: bool) -> None:
+    """Write ``config.json`` once the inputs have loaded, so a failed start leaves the folder free."""
+    saved = output / CONFIG
+    if resume:
+        previous = json.loads(saved.read_text()) if saved.is_file() else {}
+        changed = sorted(_differences(previous, identity))
+        if changed:
+            raise ValueError(f"--resume with a different run than {saved} ({', '.join(changed)}); use the same "
+                             "options, data and number of processes, or a new --output")
+        return
     output.mkdir(parents=True, exist_ok=True)
-    _write_json(saved, asdict(config))
+    _write_json(saved, identity)
+
+
+def _differences(previous: dict, current: dict) -> list[str]:
+    names = []
+    for key in sorted(set(previous) | set(current)):
+        old, new = previous.get(key), current.get(key)
+        if isinstance(old, dict) and isinstance(new, dict) and key == "config":
+            names += [name for name in sorted(set(old) | set(new)) if old.get(name) != new.get(name)]
+        elif old != new:
+            names.append(key)
+    return names
+
+
+def _data_checksum(identity: dict) -> str:
+    return " + ".join(f"{name}={checksum}" for name, checksum in identity["data"].items())
+
+
+def _previous_wall_seconds(output: Path) -> float:
+    """Wall time of the segments before a resume, from their run record (0 if they left none)."""
+    record = output / RECORD
+    return float(json.loads(record.read_text()).get("wall_seconds", 0.0)) if record.is_file() else 0.0
 
 
 def _latest_checkpoint(output: Path) -> Path | None:
@@ -195,59 +264,6 @@ def _latest_checkpoint(output: Path) -> Path | None:
     folder = output / CHECKPOINTS
     found = get_last_checkpoint(str(folder)) if folder.is_dir() else None
     return Path(found) if found else None
-
-
-def _run_record(config, spec, sources, table, validation, trainer, samplers, seconds, steps_this_call) -> dict:
-    state = trainer.state
-    history = state.log_history
-    record = provenance(asdict(config) | {"model_spec": asdict(spec)},
-                        data_checksum=" + ".join(f"{s.name}={s.checksum}" for s in sources),
-                        model_fingerprint=spec.fingerprint())
-    record.update({
-        "seed": config.seed,
-        "steps": state.global_step,
-        "stopped_early": state.global_step < config.max_steps,
-        "best_checkpoint": state.best_model_checkpoint,
-        "best_eval_loss": state.best_metric,
-        "data": {
-            "sources": [{"name": s.name, "checksum": s.checksum, "items": int(s.pairs["id"].nunique()),
-                         "languages": list(s.languages)} for s in sources],
-            "pair_rows": len(table),
-            "validation": None if validation is None else {"pairs": len(validation[0]), "checksum": validation[1]},
-        },
-        "batches": batch_make_up(samplers[0], table, state.global_step * trainer.args.world_size) if samplers else None,
-        "train_loss": [{"step": h["step"], "loss": h["loss"]} for h in history if "loss" in h],
-        "eval_loss": [{"step": h["step"], "eval_loss": h["eval_loss"]} for h in history if "eval_loss" in h],
-        "wall_seconds": round(seconds, 2),
-        "seconds_per_step": round(seconds / max(steps_this_call, 1), 4),  # evaluations and saves included
-    })
-    return record
-
-
-def _checkpoint_step(checkpoint: Path | None) -> int:
-    return int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint is not None else 0
-
-
-def batch_make_up(sampler: LanguageBatchSampler, table: PairTable, n_batches: int) -> dict:
-    """What the first ``n_batches`` batches (the ones trained on) were made of, epoch by epoch."""
-    strategies, mono_languages, cross_pairs, sources = Counter(), Counter(), Counter(), Counter()
-    epoch, seen = 0, 0
-    while seen < n_batches:
-        for batch in sampler.plan(epoch):
-            if seen == n_batches:
-                break
-            seen += 1
-            strategies[batch.strategy] += 1
-            sources[table.sources[batch.source]] += 1
-            if batch.strategy == "mono":
-                mono_languages[table.languages[batch.language]] += 1
-            else:
-                described = table.describe(batch.rows)
-                cross_pairs.update(f"{q}-{p}" for q, p in zip(described.query_language, described.passage_language))
-        epoch += 1
-    return {"batches": n_batches, "batches_per_epoch": len(sampler), "strategy": dict(strategies),
-            "source": dict(sources), "mono_language": dict(sorted(mono_languages.items())),
-            "cross_language_pairs": dict(cross_pairs.most_common())}
 
 
 def _write_json(path: Path, payload: dict) -> None:
