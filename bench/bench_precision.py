@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 
 import numpy as np
 import torch
-from transformers import TrainerCallback
-from transformers.trainer_callback import PrinterCallback
+
+from timed_training import BATCH, timed_training  # same folder
 
 from hybridir.data.lareqa import load_lareqa
 from hybridir.data.parallel import lareqa_parallel
@@ -41,7 +40,7 @@ from hybridir.provenance import hardware, versions
 from hybridir.sampling.pairs import build_pair_dataset
 from hybridir.sampling.samplers import LanguageBatchSampler, LanguageSamplerFactory
 
-BATCH, MAX_LENGTH = 32, 128
+MAX_LENGTH = 128
 
 
 def matmul_peak_gflops(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
@@ -117,26 +116,7 @@ def encoding_part(batch_size: int) -> None:
     print(f"\nmax |ΔmAP| {worst_map:.5f} (goal ≤ 0.002), max |Δ rank distance| {worst_rd:.2%} (goal ≤ 1%): {verdict}")
 
 
-class StepClock(TrainerCallback):
-    def __init__(self) -> None:
-        self.stamps: list[float] = []
-        self.losses: list[float] = []
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.stamps.append(time.perf_counter())
-
-    def on_step_end(self, args, state, control, **kwargs):
-        self.stamps.append(time.perf_counter())
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs and "loss" in logs:
-            self.losses.append(logs["loss"])
-
-
 def training_part(steps: int) -> None:
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-
     dataset, table = build_pair_dataset([lareqa_parallel("mlqa-r")])
     spec = resolve_model("offline", max_seq_length=MAX_LENGTH)
     modes = {"fp32": ("fp32", False), "bf16 autocast": ("bf16", False), "bf16 weights": ("fp32", True)}
@@ -148,18 +128,8 @@ def training_part(steps: int) -> None:
             model.to(torch.bfloat16)
         if step_flops is None:
             step_flops = 3 * _training_forward_flops(model, dataset, table, spec, steps)  # forward + 2× backward
-        clock = StepClock()
-        with tempfile.TemporaryDirectory() as folder:
-            args = SentenceTransformerTrainingArguments(
-                output_dir=folder, max_steps=steps, per_device_train_batch_size=BATCH, learning_rate=3e-5,
-                weight_decay=0.01, warmup_steps=0.1, seed=0, bf16=autocast == "bf16", use_cpu=True,
-                batch_sampler=LanguageSamplerFactory(dataset, table, strategy="hybrid"),
-                prompts={"query": spec.query_prompt, "passage": spec.passage_prompt}, save_strategy="no",
-                eval_strategy="no", logging_steps=1, report_to="none", disable_tqdm=True, dataloader_pin_memory=False)
-            trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset,
-                                                 loss=MultipleNegativesRankingLoss(model), callbacks=[clock])
-            trainer.remove_callback(PrinterCallback)  # a dict per step
-            trainer.train()
+        clock = timed_training(model, spec, dataset, LanguageSamplerFactory(dataset, table, strategy="hybrid"),
+                               steps, bf16=autocast == "bf16")
         step = statistics.median(np.diff(clock.stamps)[2:])
         print(f"training {mode:>13}: median step {step:.3f} s, achieved {step_flops / step / 1e9:.1f} GFLOP/s, "
               f"loss at step {steps} {clock.losses[-1]:.4f}, mean of the last 10 {np.mean(clock.losses[-10:]):.4f}",

@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 
 import numpy as np
-from transformers import TrainerCallback
-from transformers.trainer_callback import PrinterCallback
+
+from timed_training import BATCH, StepClock, timed_training  # same folder
 
 from hybridir.data.parallel import lareqa_parallel
 from hybridir.models.spec import load_model, resolve_model
@@ -35,23 +34,7 @@ from hybridir.provenance import hardware, versions
 from hybridir.sampling.pairs import build_pair_dataset
 from hybridir.sampling.samplers import LanguageBatchSampler, LanguageSamplerFactory
 
-BATCH, MAX_LENGTH = 32, 128
-
-
-class StepClock(TrainerCallback):
-    def __init__(self) -> None:
-        self.stamps: list[float] = []
-        self.losses: list[float] = []
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.stamps.append(time.perf_counter())
-
-    def on_step_end(self, args, state, control, **kwargs):
-        self.stamps.append(time.perf_counter())
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs and "loss" in logs:
-            self.losses.append(logs["loss"])
+MAX_LENGTH = 128
 
 
 def sampler_seconds_per_batch(dataset, table, epochs: int) -> float:
@@ -66,26 +49,12 @@ def sampler_seconds_per_batch(dataset, table, epochs: int) -> float:
 
 
 def run_steps(dataset, table, sampler: str, precision: str, steps: int) -> StepClock:
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-
     spec = resolve_model("offline", max_seq_length=MAX_LENGTH)
     model = load_model(spec)
     model[0].auto_model.get_input_embeddings().requires_grad_(False)
     batch_sampler = (LanguageSamplerFactory(dataset, table, strategy="hybrid") if sampler == "hybrid"
                      else "batch_sampler")
-    clock = StepClock()
-    with tempfile.TemporaryDirectory() as folder:
-        args = SentenceTransformerTrainingArguments(
-            output_dir=folder, max_steps=steps, per_device_train_batch_size=BATCH, learning_rate=3e-5,
-            weight_decay=0.01, warmup_steps=0.1, seed=0, bf16=precision == "bf16", use_cpu=True, batch_sampler=batch_sampler,
-            prompts={"query": spec.query_prompt, "passage": spec.passage_prompt}, save_strategy="no",
-            eval_strategy="no", logging_steps=1, report_to="none", disable_tqdm=True, dataloader_pin_memory=False)
-        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset,
-                                             loss=MultipleNegativesRankingLoss(model), callbacks=[clock])
-        trainer.remove_callback(PrinterCallback)  # a dict per step
-        trainer.train()
-    return clock
+    return timed_training(model, spec, dataset, batch_sampler, steps, bf16=precision == "bf16")
 
 
 def main() -> None:

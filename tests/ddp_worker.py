@@ -42,6 +42,8 @@ def main() -> None:
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from transformers import AutoTokenizer, TrainerCallback
 
+    from interruption import StopAt  # tests/, this script's folder, is on sys.path
+
     from hybridir.sampling.samplers import LanguageBatchSampler, LanguageSamplerFactory
     from hybridir.training.config import TrainingConfig
     from hybridir.training.trainer import train
@@ -66,17 +68,6 @@ def main() -> None:
 
         def on_step_end(self, args, state, control, **kwargs):
             self.seen["global_steps"].append(state.global_step)
-
-    class StopAfter(TrainerCallback):
-        """Ends training after step ``step``, as an interruption would; that step's checkpoint is still saved."""
-
-        def __init__(self, step: int) -> None:
-            self.step = step
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == self.step:
-                control.should_training_stop = True
-            return control
 
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
     steps: list[dict] = []  # one entry per loss call = one optimiser step (no accumulation, no evaluation)
@@ -133,7 +124,7 @@ def main() -> None:
                                 validation="none", patience=None, gather_across_devices=gather == "1",
                                 max_length=32, eval_steps=int(eval_steps))
         run = folder / "run"
-        stop = [StopAfter(int(stop_at))] if int(stop_at) else []
+        stop = [StopAt(int(stop_at))] if int(stop_at) else []
         observe(config, run, folder / f"rank{rank}.json", resume=False, extra=stop)
         if stop:
             observe(config, run, folder / f"rank{rank}.resumed.json", resume=True, extra=[])

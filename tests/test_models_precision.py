@@ -74,3 +74,6 @@ def test_cli_evaluate_takes_precision_into_the_provenance(tmp_path, tiny_xlmr_fo
     provenance = json.loads((output / "provenance.json").read_text())
     assert provenance["config"]["precision"] == "bf16"
     assert provenance["config"]["model_spec"]["precision"] == "bf16"
+    assert provenance["model_fingerprint"] == resolve_model("xlm-roberta-base", path=tiny_xlmr_folder,
+                                                            precision="bf16").fingerprint()
+    assert provenance["model_fingerprint"] != resolve_model("xlm-roberta-base", path=tiny_xlmr_folder).fingerprint()

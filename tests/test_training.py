@@ -11,6 +11,8 @@ import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
+from interruption import StopAt  # tests/ is on sys.path (pytest's rootdir-relative imports)
+
 from hybridir.cli import main
 from hybridir.training.callbacks import NonFiniteLossError
 from hybridir.training.config import TrainingConfig
@@ -42,18 +44,6 @@ class CountSteps(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         self.steps += 1
-
-
-class StopAt(TrainerCallback):
-    """Ends training after ``step`` steps, as an interruption would (the checkpoint at ``step`` is saved)."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            control.should_training_stop = True
-        return control
 
 
 def weights(folder: Path) -> dict[str, torch.Tensor]:
