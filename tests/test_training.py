@@ -168,6 +168,31 @@ def test_the_model_is_the_best_validation_checkpoint(tmp_path, tiny_train_file, 
     assert all(torch.equal(final[name], best[name]) for name in best)
 
 
+class RisingValidationLoss(TrainerCallback):
+    """Replaces each validation loss with 1, 2, 3, …: every validation after the first is worse."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        self.calls += 1
+        metrics["eval_loss"] = float(self.calls)
+
+
+def test_early_stopping_stops_after_patience_and_keeps_the_best(tmp_path, tiny_train_file, tiny_xlmr_folder):
+    """Patience 1, a validation every 2 steps that only gets worse: the run stops at step 4 of 10 and its model
+    is checkpoint 2's."""
+    record = train(tiny_config(tiny_train_file, tiny_xlmr_folder, validation=str(tiny_train_file), max_steps=10,
+                               eval_steps=2, patience=1), tmp_path / "run", show_progress=False,
+                   callbacks=[RisingValidationLoss()])
+    assert record["steps"] == 4 and record["early_stopped"] and record["best_eval_loss"] == 1.0
+    assert record["best_checkpoint"].endswith("checkpoint-2")
+    final, best = weights(tmp_path / "run" / "model"), weights(Path(record["best_checkpoint"]))
+    last = weights(tmp_path / "run" / "checkpoints" / "checkpoint-4")
+    assert all(torch.equal(final[name], best[name]) for name in best)
+    assert not all(torch.equal(final[name], last[name]) for name in last)
+
+
 def test_checkpoints_do_not_carry_the_training_data(tmp_path, tiny_train_file, tiny_xlmr_folder):
     """The trainer pickles its arguments (the sampler factory included) into every checkpoint."""
     train(tiny_config(tiny_train_file, tiny_xlmr_folder, max_steps=4), tmp_path / "run", show_progress=False)

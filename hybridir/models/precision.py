@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     import torch
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
-# Evaluation's default: bf16 weights encoded XQuAD-R 2.38x faster on an AMX CPU with every Mean-row mAP within
-# 0.0007 and rank distance within 0.31% of fp32 (results/bench/bench_precision.txt).
+# Evaluation's default: bf16 weights encoded XQuAD-R 2.33-2.38x faster on an AMX CPU with every Mean-row mAP within
+# 0.0007 and rank distance within 0.31% of fp32 (results/bench/bench_precision.txt, book/precision.md).
 DEFAULT_PRECISION = "auto"
 
 

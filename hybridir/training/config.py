@@ -38,7 +38,7 @@ class TrainingConfig:
     max_length: int = 128
     freeze_word_embeddings: bool = False
     # fp32 | bf16 | fp16 | auto: autocast over fp32 weights; auto (bf16 on AMX CPUs and recent GPUs) trained
-    # 1.45x faster on the same loss curve as fp32 (book/precision.md)
+    # 1.45-1.67x faster on the same loss curve as fp32 (book/precision.md)
     precision: str = "auto"
     validation: str = SQUADSHIFTS_PREFIX  # squadshifts[:name] | none | FILE.jsonl
     validation_size: int | None = 512  # None = every pair
