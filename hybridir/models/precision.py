@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+RESOLVED_PRECISIONS = ("fp32", "bf16", "fp16")  # what a model runs in; "auto" resolves to one of them
+PRECISIONS = (*RESOLVED_PRECISIONS, "auto")
 # Evaluation's default: bf16 weights encoded XQuAD-R 2.33-2.38x faster on an AMX CPU with every Mean-row mAP within
 # 0.0007 and rank distance within 0.31% of fp32 (results/bench/bench_precision.txt, book/precision.md).
 DEFAULT_PRECISION = "auto"
@@ -26,8 +27,7 @@ def resolve_precision(precision: str) -> str:
     """``auto`` → ``bf16`` or ``fp32`` for this machine; other values are checked and returned."""
     import torch
 
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    check_precision(precision)
     gpu = torch.cuda.is_available()
     if precision == "auto":
         # Emulated bf16 (pre-Ampere GPUs) is slower than fp32: only native support counts.
@@ -36,6 +36,12 @@ def resolve_precision(precision: str) -> str:
     if precision == "fp16" and not gpu:
         raise ValueError("fp16 needs a GPU (CPUs have no fast fp16 matmul); use --precision bf16 or fp32")
     return precision
+
+
+def check_precision(precision: str) -> None:
+    """The name alone, without importing torch (configs are checked at the CLI's start-up)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
 
 
 def torch_dtype(precision: str) -> torch.dtype:

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
+from hybridir.models.precision import RESOLVED_PRECISIONS, resolve_precision, torch_dtype
+
 OFFLINE = "offline"
 # The paper prepends the literal strings "Query:" / "Passage:" (after E5); E5 models keep their own.
 PAPER_QUERY_PROMPT, PAPER_PASSAGE_PROMPT = "Query: ", "Passage: "
@@ -40,7 +42,7 @@ class ModelSpec:
     precision: str = "fp32"  # compute precision of the weights (resolved: never "auto"); see models/precision.py
 
     def __post_init__(self) -> None:
-        if self.precision not in ("fp32", "bf16", "fp16"):
+        if self.precision not in RESOLVED_PRECISIONS:
             raise ValueError(f"ModelSpec precision must be fp32, bf16 or fp16 (resolve 'auto' with "
                              f"resolve_precision first), got {self.precision!r}")
         if self.pooling not in POOLINGS:
@@ -91,8 +93,6 @@ def resolve_model(spec: str, path: str | Path | None = None, **overrides) -> Mod
     resolved for this machine).
     """
     if "precision" in overrides:
-        from hybridir.models.precision import resolve_precision
-
         overrides["precision"] = resolve_precision(overrides["precision"])
     if spec in PRESETS:
         model = PRESETS[spec]
@@ -183,7 +183,5 @@ def load_model(model: ModelSpec, device: str | None = None):
     encoder.max_seq_length = model.max_seq_length
     encoder.prompts = {"query": model.query_prompt, "passage": model.passage_prompt}
     if model.precision != "fp32":
-        from hybridir.models.precision import torch_dtype
-
         encoder.to(torch_dtype(model.precision))  # weights in bf16/fp16; encode() still returns float32
     return encoder

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hybridir.data.lareqa import DATASETS as LAREQA_DATASETS
 from hybridir.data.parallel import ISO_639_1
-from hybridir.models.precision import resolve_precision
+from hybridir.models.precision import check_precision
 from hybridir.sampling.strategies import check_batch_size, check_strategy
 
 VALIDATION_NONE = "none"
@@ -49,7 +49,7 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         check_strategy(self.strategy, self.alpha, self.source_temperature)
         check_batch_size(self.batch_size)
-        resolve_precision(self.precision)  # fp16 without a GPU fails here, before the output folder is touched
+        check_precision(self.precision)  # the machine's side (fp16 needs a GPU) is checked by train(), before any write
         if not self.train:
             raise ValueError("no training data: pass --train xquad-r, mlqa-r or a JSONL file")
         for source in self.train:

@@ -21,8 +21,11 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from sentence_transformers import SentenceTransformerTrainingArguments
-from transformers import TrainerCallback
+import torch
+from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+from transformers import EarlyStoppingCallback, TrainerCallback
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from hybridir.models.precision import resolve_precision
 from hybridir.models.spec import ModelSpec, load_model, resolve_model
@@ -43,11 +46,6 @@ def train(config: TrainingConfig, output: Path, resume: bool = False, show_progr
 
     ``callbacks`` are extra ``transformers`` trainer callbacks (logging, custom stops).
     """
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-    from transformers import EarlyStoppingCallback
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
     output = Path(output)
     claims = _launch_rank() == 0  # one process checks and claims the folder; the process group is not up yet
     if claims:
@@ -149,8 +147,6 @@ def _launch_rank() -> int:
 
 def _check_distributed(trainer_world_size: int) -> None:
     """The trainer must see the process group the sampler sees, or ranks would train on copies of one batch."""
-    import torch
-
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         launched = torch.distributed.get_world_size()
         if launched != trainer_world_size:
@@ -161,8 +157,6 @@ def _check_distributed(trainer_world_size: int) -> None:
 
 def _training_arguments(config: TrainingConfig, precision: str, spec: ModelSpec, output: Path,
                         factory: LanguageSamplerFactory, has_negatives: bool) -> SentenceTransformerTrainingArguments:
-    import torch
-
     prompts = {"query": spec.query_prompt, "passage": spec.passage_prompt}
     if has_negatives:
         prompts["negative"] = spec.passage_prompt
@@ -228,7 +222,7 @@ def _claim_output(output: Path, identity: dict, resume: bool) -> None:
     saved = output / CONFIG
     if resume:
         previous = json.loads(saved.read_text()) if saved.is_file() else {}
-        changed = sorted(_differences(previous, identity))
+        changed = _differences(previous, identity)
         if changed:
             raise ValueError(f"--resume with a different run than {saved} ({', '.join(changed)}); use the same "
                              "options, data and number of processes, or a new --output")
