@@ -34,8 +34,10 @@ PRESETS: dict[str, dict[str, EvaluationConfig]] = {
         "scifact": EvaluationConfig(dataset="scifact", precision="fp32"),
     },
 }
-# executed in this order; each reads results_dir (committed full results) and run_dir (this preset's runs)
-NOTEBOOKS = ("zero_shot_lareqa", "zero_shot_scifact", "preset_run")
+# executed in this order; each reads results_dir (committed full results) and run_dir (this preset's runs),
+# the experiment page experiment_dir
+NOTEBOOKS = ("experiment", "zero_shot_lareqa", "zero_shot_scifact", "preset_run")
+EXPERIMENT = RESULTS / "cpu"  # the committed results of `hybridir reproduce --preset cpu`
 
 
 def preset_root(preset: str) -> Path:
@@ -57,12 +59,15 @@ def execute_notebooks(preset: str) -> list[Path]:
 
     GENERATED.mkdir(parents=True, exist_ok=True)
     parameters = {"results_dir": str(RESULTS / "zero-shot"), "run_dir": str(preset_root(preset)),
-                  "preset": preset}
+                  "preset": preset, "experiment_dir": str(EXPERIMENT)}
     written = []
     for name in NOTEBOOKS:
         target = GENERATED / f"{name}.ipynb"
-        papermill.execute_notebook(ROOT / "notebooks" / f"{name}.ipynb", target, parameters=parameters,
-                                   cwd=str(ROOT / "notebooks"), kernel_name="python3", progress_bar=False)
+        template = ROOT / "notebooks" / f"{name}.ipynb"
+        declared = papermill.inspect_notebook(template)  # each notebook gets the parameters it declares
+        papermill.execute_notebook(template, target, cwd=str(ROOT / "notebooks"), kernel_name="python3",
+                                   parameters={k: v for k, v in parameters.items() if k in declared},
+                                   progress_bar=False)
         _hide_parameter_cells(target)
         written.append(target)
     return written

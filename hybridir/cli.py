@@ -1,15 +1,17 @@
-"""``hybridir`` command line: convert the offline model, train, evaluate, build the book."""
+"""``hybridir`` command line: convert the offline model, train, evaluate, reproduce the experiment, build the book."""
 
 from __future__ import annotations
 
 import argparse
 import functools
+import json
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
+from hybridir.experiment.presets import PRESETS as EXPERIMENT_PRESETS
 from hybridir.models.precision import DEFAULT_PRECISION, PRECISIONS
 from hybridir.sampling.strategies import STRATEGIES
 from hybridir.training.config import PRESETS as TRAINING_PRESETS
@@ -49,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
                           help="LAReQA settings: mono cross multi")
     evaluate.add_argument("--candidate-text", default="sentence", help="sentence | sentence+context (LAReQA)")
     evaluate.add_argument("--max-question-ids", type=int,
-                          help="LAReQA: keep the first N question ids and the paragraphs answering them (small runs)")
+                          help="LAReQA: keep N question ids, taken round-robin over the languages (on XQuAD-R simply "
+                               "the first N), and the paragraphs answering them (small runs)")
     evaluate.add_argument("--corpus-dataset", help="BEIR: search this dataset's corpus (cross-lingual variant)")
     evaluate.add_argument("--query-language", default="en", help="BEIR: language of the queries")
     evaluate.add_argument("--corpus-language", help="BEIR: language of the corpus (default: the query language)")
@@ -60,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
                           help="encoder weights: fp32, bf16 (fast on CPUs with AMX and recent GPUs), fp16 (GPU), "
                                "auto (bf16 where fast, else fp32); embeddings are float32 either way")
     evaluate.add_argument("--trec-runs", action="store_true", help="LAReQA: also write TREC run files (top 100)")
+    evaluate.add_argument("--per-query", action="store_true",
+                          help="LAReQA: also write per_query.csv.gz (each query's metrics, for paired tests)")
     evaluate.add_argument("--output", type=Path, required=True, help="folder for tidy.csv, summary.csv, provenance.json")
     evaluate.set_defaults(run=_evaluate)
 
@@ -103,6 +108,19 @@ def _parser() -> argparse.ArgumentParser:
            help="DDP: pool in-batch negatives over ranks (one strategy/language per step)")
     train.set_defaults(run=_train)
 
+    reproduce = commands.add_parser(
+        "reproduce", help="the paper's experiment: every strategy, seed, direction, α; evaluated; cached stages",
+        description="Trains and evaluates every run of a preset (see book/experiment.md); finished stages are "
+                    "taken from the cache and an interrupted run resumes, so the same command continues it.")
+    reproduce.add_argument("--preset", choices=EXPERIMENT_PRESETS, default="smoke",
+                           help="smoke: CI-sized; cpu: the local reproduction (about 2 h on 2 cores); "
+                                "paper: xlm-roberta-base at batch 100 on a GPU")
+    reproduce.add_argument("--output", type=Path, help="results folder (default: results/PRESET)")
+    reproduce.add_argument("--model", help="base model instead of the preset's: 'offline', a hub id or a local folder")
+    reproduce.add_argument("--model-path", help="local copy of a hub preset (same layout)")
+    reproduce.add_argument("--work", type=Path, help="models and checkpoints (default: the cache's runs/PRESET)")
+    reproduce.set_defaults(run=_reproduce)
+
     book = commands.add_parser("book", help="run a preset, execute the notebooks, build the Jupyter Book")
     book.add_argument("--preset", default="smoke", help="smoke (small real subset) | full")
     book.add_argument("--skip-build", action="store_true", help="execute notebooks only")
@@ -125,8 +143,15 @@ def _evaluate(args: argparse.Namespace) -> int:
                               max_question_ids=args.max_question_ids, corpus_dataset=args.corpus_dataset,
                               query_language=args.query_language, corpus_language=args.corpus_language,
                               miracl_corpus=args.miracl_corpus, batch_size=args.batch_size, trec_runs=args.trec_runs,
+                              per_query=args.per_query,
                               precision=args.precision)
     tidy, summary = run_evaluation(config, args.output)
+    provenance = json.loads((args.output / "provenance.json").read_text())
+    spec = provenance["config"]["model_spec"]
+    subset = f", {config.max_question_ids} question ids" if config.max_question_ids else ""
+    languages = f", languages {' '.join(config.languages)}" if config.languages else ""
+    print(f"{config.dataset}{subset}{languages} · model {spec['name']} ({spec['precision']}, fingerprint "
+          f"{provenance['model_fingerprint']}) · macro means in the last row")
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(summary.round(4).to_string())
     print(f"wrote {args.output}/tidy.csv, summary.csv, provenance.json")
@@ -159,6 +184,18 @@ def _train(args: argparse.Namespace) -> int:
     best = f", best validation loss {record['best_eval_loss']:.4f}" if record["best_eval_loss"] is not None else ""
     print(f"trained {record['steps']} steps in {record['wall_seconds']:.0f} s{best}")
     print(f"wrote {args.output}/{MODEL} (evaluate it: hybridir evaluate --model {args.output}/{MODEL} ...) and run.json")
+    return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from hybridir.experiment.presets import PRESETS, preset_with_model
+    from hybridir.experiment.runner import reproduce
+
+    preset = preset_with_model(PRESETS[args.preset], args.model, args.model_path)
+    output = args.output or Path("results") / args.preset
+    record = reproduce(preset, output, work=args.work)
+    cached = sum(stage["cached"] for stage in record["stages"])
+    print(f"{len(record['stages'])} stages ({cached} cached) in {record['wall_seconds']:.0f} s; wrote {output}")
     return 0
 
 

@@ -21,16 +21,18 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--dataset", "squad"], "is not a directory"),
+    (["--dataset", "squad"], "is neither one of xquad-r, mlqa-r, scifact, miracl nor a BEIR-format directory"),
     (["--dataset", "xquad-r", "--languages", "fr"], "no language fr"),
     (["--dataset", "xquad-r", "--settings", "bilingual"], "unknown setting"),
     (["--dataset", "xquad-r", "--model", "/no/such/folder"], "neither a preset"),
-    (["--dataset", "xquad-r", "--model", "xlm-roberta-base", "--model-path", "/no/such/folder"], "no config.json"),
+    (["--dataset", "xquad-r", "--model", "xlm-roberta-base", "--model-path", "/no/such/folder"], "does not exist"),
     (["--dataset", "xquad-r", "--candidate-text", "paragraph"], "unknown candidate text"),
     (["--dataset", "miracl", "--languages", "xx"], "no dev language"),
     (["--dataset", "xquad-r", "--batch-size", "0"], "at least 1"),
     (["--dataset", "scifact", "--max-question-ids", "5"], "--max-question-ids does not apply"),
     (["--dataset", "mlqa-r", "--corpus-dataset", "scifact"], "--corpus-dataset does not apply"),
+    (["--dataset", "scifact", "--per-query"], "--per-query does not apply"),
+    (["--dataset", "scifact", "--corpus-dataset", "nosuch"], "--corpus-dataset nosuch is neither one of"),
 ])
 def test_bad_arguments_give_one_line_errors(capsys, tmp_path, args, message):
     code, _, err = run_cli(capsys, "evaluate", "--output", str(tmp_path / "out"), *args)
@@ -43,8 +45,9 @@ def test_evaluate_lareqa_subset_end_to_end(capsys, tmp_path, tiny_xlmr_folder):
     out = tmp_path / "run"
     code, stdout, _ = run_cli(capsys, "evaluate", "--dataset", "mlqa-r", "--model", "xlm-roberta-base",
                               "--model-path", str(tiny_xlmr_folder), "--max-question-ids", "8",
-                              "--languages", "en", "de", "--trec-runs", "--output", str(out))
+                              "--languages", "en", "de", "--trec-runs", "--per-query", "--output", str(out))
     assert code == 0 and "Mean" in stdout
+    assert stdout.startswith("mlqa-r, 8 question ids, languages en de · model XLM-R base (")  # what the table is
     run = load_run(out)
     assert set(run.tidy.query_language) == {"en", "de"}
     assert set(run.tidy.setting) == {"mono", "cross", "multi"}
@@ -58,6 +61,8 @@ def test_evaluate_lareqa_subset_end_to_end(capsys, tmp_path, tiny_xlmr_folder):
     assert precision == resolve_precision("auto")  # the default, resolved for this machine and recorded
     assert f", {precision}, fingerprint" in provenance_note(run.provenance)
     assert (out / "runs" / "multi-en.trec").is_file() and (out / "runs" / "multi-de.trec").is_file()
+    per_query = pd.read_csv(out / "per_query.csv.gz")
+    assert set(per_query.setting) == {"mono", "cross", "multi"} and set(per_query.query_language) == {"en", "de"}
 
 
 def write_beir(root, docs: dict[str, str], queries: dict[str, str], qrels: list[tuple[str, str, int]]):

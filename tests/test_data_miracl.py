@@ -115,6 +115,7 @@ def test_hub_corpus_offline(monkeypatch):
                                               r"miracl-corpus-v1.0-sw/.*; pass a local corpus directory") as info:
         load_miracl_corpus("sw")
     assert "\n" not in str(info.value)
+    assert "with --miracl-corpus DIR (source= in Python)" in str(info.value)  # the CLI's name comes first
 
 
 def test_source_that_is_neither_a_directory_nor_a_hub_id(tmp_path):

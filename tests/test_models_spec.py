@@ -81,5 +81,7 @@ def test_bad_model_names_give_one_line_errors(spec, message):
 def test_bad_local_copy_and_bad_overrides(tmp_path):
     with pytest.raises(FileNotFoundError, match="no config.json"):
         resolve_model("xlm-roberta-base", path=tmp_path)
+    with pytest.raises(FileNotFoundError, match=f"model folder {tmp_path / 'missing'} does not exist"):
+        resolve_model("xlm-roberta-base", path=tmp_path / "missing")
     with pytest.raises(ValueError, match="unknown pooling"):
         resolve_model("xlm-roberta-base", pooling="max")

@@ -90,7 +90,8 @@ def load_miracl_corpus(lang: str, source: str | Path = MIRACL_CORPUS_HUB_ID) -> 
         except Exception as exc:  # offline, hub errors and missing files all surface differently
             raise ConnectionError(f"could not load {pattern} from the Hugging Face hub ({type(exc).__name__}: "
                                   f"{str(exc).splitlines()[0] if str(exc) else ''}); pass a local corpus "
-                                  f"directory as source= (it holds {folder}/docs-*.jsonl.gz)") from exc
+                                  f"directory with --miracl-corpus DIR (source= in Python) holding "
+                                  f"{folder}/docs-*.jsonl.gz") from exc
     else:
         raise FileNotFoundError(f"{source} is neither a directory nor a hub dataset id; pass a local corpus "
                                 f"directory holding {folder}/docs-*.jsonl.gz")

@@ -36,6 +36,7 @@ SETTING_METRICS = {
     "cross": ("map", "recall@1"),
     "multi": ("map", "recall@10", "rank_distance"),
 }
+PER_QUERY_COLUMNS = ["map", "recall@1", "recall@10", "rank_distance", "top_language", "n_targets"]
 TIDY_COLUMNS = ["dataset", "setting", "query_language", "candidate_language", "metric", "value",
                 "n_queries", "n_skipped"]
 
@@ -60,6 +61,20 @@ def embed_lareqa(model: ModelSpec, data: LAReQA, candidate_text: str = "sentence
 def evaluate_lareqa(data: LAReQA, question_vectors: np.ndarray, candidate_vectors: np.ndarray,
                     settings: Iterable[str] = SETTINGS, query_languages: Sequence[str] | None = None) -> pd.DataFrame:
     """Tidy table: one row per (setting, query language, candidate language, metric)."""
+    return lareqa_results(data, question_vectors, candidate_vectors, settings, query_languages)[0]
+
+
+def lareqa_results(data: LAReQA, question_vectors: np.ndarray, candidate_vectors: np.ndarray,
+                   settings: Iterable[str] = SETTINGS,
+                   query_languages: Sequence[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(tidy, per-query) from one pass over the score matrices.
+
+    The per-query table has one row per (setting, query language, question id) with that query's
+    metrics; in Cr. a query's values are averaged over the target languages where it has an
+    answer (``n_targets``). Multi rows add ``top_language``: the language of the query's
+    highest-ranked relevant candidate (language bias beyond the mean rank distance). Paired
+    significance tests between models take their units from this table.
+    """
     settings = check_settings(settings)
     if question_vectors.shape[0] != len(data.questions) or candidate_vectors.shape[0] != len(data.candidates):
         raise ValueError(f"vectors do not match {data.name}: {question_vectors.shape[0]} question and "
@@ -69,8 +84,10 @@ def evaluate_lareqa(data: LAReQA, question_vectors: np.ndarray, candidate_vector
     question_language = data.questions.language.to_numpy()
     candidate_language = data.candidates.language.to_numpy()
     rows: list[dict] = []
+    per_query: list[pd.DataFrame] = []
     for x in query_languages:
         question_rows = np.flatnonzero(question_language == x)
+        qids = data.questions.qid.to_numpy()[question_rows]
         scores = np.asarray(question_vectors[question_rows], np.float32) @ np.asarray(candidate_vectors, np.float32).T
         relevance = data.relevance_matrix(question_rows)
         blocks = []
@@ -80,16 +97,41 @@ def evaluate_lareqa(data: LAReQA, question_vectors: np.ndarray, candidate_vector
             blocks += [("cross", y, candidate_language == y) for y in data.languages if y != x]
         if "multi" in settings:
             blocks.append(("multi", "all", np.ones(len(candidate_language), bool)))
+        cross_values: list[pd.DataFrame] = []
         for setting, y, columns in blocks:
-            per_query = ranking_metrics(scores[:, columns], relevance[:, columns], ks=(1, 10))
-            answerable = ~np.isnan(per_query["average_precision"])
-            for metric in SETTING_METRICS[setting]:
-                values = per_query["average_precision" if metric == "map" else metric][answerable]
+            values = ranking_metrics(scores[:, columns], relevance[:, columns], ks=(1, 10))
+            answerable = ~np.isnan(values["average_precision"])
+            metrics = {metric: values["average_precision" if metric == "map" else metric]
+                       for metric in SETTING_METRICS[setting]}
+            for metric, value in metrics.items():
+                kept = value[answerable]
                 rows.append({"dataset": data.name, "setting": setting, "query_language": x,
                              "candidate_language": y, "metric": metric,
-                             "value": float(values.mean()) if len(values) else np.nan,
+                             "value": float(kept.mean()) if len(kept) else np.nan,
                              "n_queries": int(answerable.sum()), "n_skipped": int((~answerable).sum())})
-    return pd.DataFrame(rows, columns=TIDY_COLUMNS)
+            frame = pd.DataFrame({"qid": qids, **metrics})[answerable]
+            if setting == "multi":
+                frame["top_language"] = _top_relevant_language(scores, relevance, candidate_language)[answerable]
+            if setting == "cross":
+                cross_values.append(frame)
+            else:
+                per_query.append(frame.assign(setting=setting, query_language=x))
+        if cross_values:
+            pooled = pd.concat(cross_values).groupby("qid", sort=False)
+            per_query.append(pooled.mean().assign(n_targets=pooled.size()).reset_index()
+                             .assign(setting="cross", query_language=x))
+    table = pd.concat(per_query, ignore_index=True)
+    leading = ["setting", "query_language", "qid"]
+    table = table[leading + [c for c in PER_QUERY_COLUMNS if c in table.columns]]
+    return pd.DataFrame(rows, columns=TIDY_COLUMNS), table
+
+
+def _top_relevant_language(scores: np.ndarray, relevance, candidate_language: np.ndarray) -> np.ndarray:
+    """Per query, the language of its best-scored relevant candidate ("" when it has none)."""
+    masked = np.where(relevance.toarray(), scores, -np.inf)
+    best = masked.argmax(axis=1)
+    found = np.isfinite(masked[np.arange(len(best)), best])
+    return np.where(found, candidate_language[best], "")
 
 
 def summarize(tidy: pd.DataFrame) -> pd.DataFrame:

@@ -13,6 +13,8 @@ from hybridir.models.precision import DEFAULT_PRECISION
 from hybridir.models.spec import resolve_model
 from hybridir.provenance import provenance, write_provenance
 
+PER_QUERY = "per_query.csv.gz"
+
 
 @dataclass(frozen=True)
 class EvaluationConfig:
@@ -29,6 +31,7 @@ class EvaluationConfig:
     miracl_corpus: str = "miracl/miracl-corpus"
     batch_size: int = 64
     trec_runs: bool = False
+    per_query: bool = False  # LAReQA: also write per_query.csv.gz (the units of paired significance tests)
     precision: str = DEFAULT_PRECISION  # fp32 | bf16 | fp16 | auto (see hybridir.models.precision)
 
 
@@ -55,11 +58,19 @@ def run_evaluation(config: EvaluationConfig, output: Path) -> tuple[pd.DataFrame
 
 
 def _check_options_fit_dataset(config: EvaluationConfig) -> None:
-    """Refuse options the chosen dataset would silently ignore."""
+    """Refuse an unknown dataset, and options the chosen dataset would silently ignore."""
+    from hybridir.data.sources import BEIR_SOURCES
+
+    named = (*LAREQA_DATASETS, *BEIR_SOURCES, "miracl")
+    for flag, dataset in (("--dataset", config.dataset), ("--corpus-dataset", config.corpus_dataset)):
+        if dataset is not None and dataset not in named and not Path(dataset).is_dir():
+            raise FileNotFoundError(f"{flag} {dataset} is neither one of {', '.join(named)} nor a BEIR-format "
+                                    "directory")
     if config.dataset in LAREQA_DATASETS:
         misplaced = {"--corpus-dataset": config.corpus_dataset, "--corpus-language": config.corpus_language}
     else:
         misplaced = {"--max-question-ids": config.max_question_ids, "--trec-runs": config.trec_runs,
+                     "--per-query": config.per_query,
                      "--candidate-text": config.candidate_text != "sentence",
                      "--settings": list(config.settings) != list(SETTINGS)}
     given = [name for name, value in misplaced.items() if value]
@@ -70,7 +81,7 @@ def _check_options_fit_dataset(config: EvaluationConfig) -> None:
 
 def _lareqa(config: EvaluationConfig, model, output: Path):
     from hybridir.data.lareqa import load_lareqa, subset_lareqa
-    from hybridir.evaluation.lareqa import (check_languages, check_settings, embed_lareqa, evaluate_lareqa,
+    from hybridir.evaluation.lareqa import (check_languages, check_settings, embed_lareqa, lareqa_results,
                                             summarize, write_trec_run)
 
     data = load_lareqa(config.dataset)
@@ -79,7 +90,10 @@ def _lareqa(config: EvaluationConfig, model, output: Path):
     if config.max_question_ids is not None:
         data = subset_lareqa(data, config.max_question_ids)
     questions, candidates = embed_lareqa(model, data, config.candidate_text, config.batch_size)
-    tidy = evaluate_lareqa(data, questions, candidates, config.settings, config.languages)
+    tidy, per_query = lareqa_results(data, questions, candidates, config.settings, config.languages)
+    if config.per_query:
+        output.mkdir(parents=True, exist_ok=True)
+        per_query.to_csv(output / PER_QUERY, index=False)
     if config.trec_runs:
         for language in config.languages or data.languages:
             write_trec_run(output / "runs" / f"multi-{language}.trec", data, questions, candidates, language)

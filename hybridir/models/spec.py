@@ -110,6 +110,9 @@ def resolve_model(spec: str, path: str | Path | None = None, **overrides) -> Mod
 
 def _existing_folder(path: str | Path) -> Path:
     folder = Path(path).expanduser().resolve()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"model folder {folder} does not exist; pass the folder of a transformers or "
+                                "sentence-transformers model")
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"model folder {folder} has no config.json; pass a transformers or "
                                 "sentence-transformers model folder")

@@ -1,14 +1,18 @@
-"""Trainer callbacks: sampler epochs on resume, a stop on a non-finite loss, a described progress bar."""
+"""Trainer callbacks: sampler epochs on resume, a stop on a non-finite loss, a described progress bar,
+retrieval curves at checkpoints."""
 
 from __future__ import annotations
 
 import math
 import statistics
 import time
+from pathlib import Path
 
+import numpy as np
 from transformers import TrainerCallback
 from transformers.trainer_callback import ProgressCallback, TrainerControl
 
+from hybridir.data.lareqa import LAReQA
 from hybridir.sampling.samplers import LanguageBatchSampler
 
 
@@ -88,3 +92,53 @@ class DescribedProgressCallback(ProgressCallback):
             shown = {key: f"{logs[key]:.4f}" for key in ("loss", "eval_loss") if key in logs}
             if shown:
                 self.training_bar.set_postfix(shown, refresh=False)
+
+
+class RetrievalCurveCallback(TrainerCallback):
+    """Evaluates the model in training on a fixed LAReQA subset at step 0 and at every checkpoint,
+    appending one row per step to ``path`` (Mo./Cr./Mul. mAP, rank distance): how the strategies'
+    gaps open or close along training. The subset is encoded in memory, under the run's autocast.
+    """
+
+    def __init__(self, data: LAReQA, path: Path, precision: str, batch_size: int = 64) -> None:
+        self.data, self.path, self.precision, self.batch_size = data, Path(path), precision, batch_size
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs) -> None:
+        if state.global_step == 0 and state.is_world_process_zero:  # a resumed run has its step-0 row already
+            self._record(model, 0)
+
+    def on_save(self, args, state, control, model=None, **kwargs) -> None:
+        if state.is_world_process_zero:
+            self._record(model, state.global_step)
+
+    def _record(self, model, step: int) -> None:
+        import torch
+
+        from hybridir.evaluation.lareqa import evaluate_lareqa, summarize
+
+        began = time.perf_counter()
+        device = next(model.parameters()).device
+        half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        with torch.autocast(device.type, dtype=half or torch.float32, enabled=half is not None):
+            questions, candidates = (
+                np.asarray(model.encode(texts, prompt_name=role, batch_size=self.batch_size, normalize_embeddings=True,
+                                        convert_to_numpy=True, show_progress_bar=False), np.float32)
+                for texts, role in ((self.data.questions.text.tolist(), "query"),
+                                    (self.data.candidates.sentence.tolist(), "passage")))
+        mean = summarize(evaluate_lareqa(self.data, questions, candidates)).loc["Mean"]
+        row = {"step": step, "mono_map": mean["mono", "map"], "cross_map": mean["cross", "map"],
+               "multi_map": mean["multi", "map"], "rank_distance": mean["multi", "rank_distance"],
+               "seconds": round(time.perf_counter() - began, 2)}
+        new = not self.path.exists()
+        with open(self.path, "a") as handle:
+            if new:
+                handle.write(",".join(row) + "\n")
+            handle.write(",".join(str(value) for value in row.values()) + "\n")
+
+
+def read_curve(path: Path):
+    """A curve file as a table, one row per step: a resumed run recomputes steps after its checkpoint,
+    and the later row wins."""
+    import pandas as pd
+
+    return pd.read_csv(path).drop_duplicates("step", keep="last").sort_values("step").reset_index(drop=True)

@@ -116,7 +116,7 @@ def train(config: TrainingConfig, output: Path, resume: bool = False, show_progr
         record["status"] = "diverged"
         if writer:
             _write_json(output / RECORD, record)
-        last = _latest_checkpoint(output)
+        last = latest_checkpoint(output)
         hint = "; or train in fp32" if precision != "fp32" else ""
         raise NonFiniteLossError(f"the training loss became {value} at step {step}; stopped without saving it. The "
                                  f"last good checkpoint is {last or 'none (it failed before the first save)'}; "
@@ -202,7 +202,7 @@ def _check_output(output: Path, resume: bool) -> None:
     if output.exists() and not output.is_dir():
         raise FileExistsError(f"--output {output} is a file; give a folder")
     if resume:
-        if _latest_checkpoint(output) is None:
+        if latest_checkpoint(output) is None:
             raise FileNotFoundError(f"nothing to resume in {output}: it has no checkpoint; drop --resume to start")
     elif output.exists() and any(output.iterdir()):
         raise FileExistsError(f"{output} is not empty; pass --resume to continue the run in it, or choose a new "
@@ -252,7 +252,7 @@ def _previous_wall_seconds(output: Path) -> float:
     return float(json.loads(record.read_text()).get("wall_seconds", 0.0)) if record.is_file() else 0.0
 
 
-def _latest_checkpoint(output: Path) -> Path | None:
+def latest_checkpoint(output: Path) -> Path | None:
     from transformers.trainer_utils import get_last_checkpoint
 
     folder = output / CHECKPOINTS

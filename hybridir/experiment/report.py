@@ -1,0 +1,269 @@
+"""Tables of the reproduced experiment, read from a ``hybridir reproduce`` results folder.
+
+Everything here reads the small committed files (run records, curves, evaluation summaries and
+per-query metrics): the book's pages call these functions and compute nothing expensive.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hybridir.evaluation.run import PER_QUERY
+from hybridir.experiment.runner import BEIR, EVALUATIONS, RECORD, RUNS, ZERO_SHOT
+from hybridir.tables import load_run
+
+STRATEGY_NAMES = {"mono": "X-X-mono", "cross": "X-Y", "hybrid": "Hybrid", ZERO_SHOT: "zero-shot"}
+# The Mean-row numbers of one evaluation, in the paper's column order, with short labels.
+HEADLINE = {("mono", "map"): "Mo. mAP", ("mono", "recall@1"): "Mo. R@1", ("cross", "map"): "Cr. mAP",
+            ("cross", "recall@1"): "Cr. R@1", ("multi", "map"): "Mul. mAP", ("multi", "recall@10"): "Mul. R@10",
+            ("multi", "rank_distance"): "rank distance"}
+_RUN = re.compile(r"(?P<strategy>mono|cross|hybrid)(?:-a(?P<alpha>[0-9.]+))?-s(?P<seed>\d+)")
+
+
+def parse_run(run: str) -> dict:
+    """``hybrid-a0.25-s0`` → strategy hybrid, α 0.25, seed 0 (α is the strategy's own: 1, 0 or 0.5)."""
+    if run == ZERO_SHOT:
+        return {"strategy": ZERO_SHOT, "alpha": np.nan, "seed": np.nan, "sweep": False}
+    match = _RUN.fullmatch(run)
+    if match is None:
+        raise ValueError(f"{run!r} is not a run name such as hybrid-s0 or hybrid-a0.25-s0")
+    strategy = match["strategy"]
+    alpha = float(match["alpha"]) if match["alpha"] else {"mono": 1.0, "cross": 0.0, "hybrid": 0.5}[strategy]
+    return {"strategy": strategy, "alpha": alpha, "seed": int(match["seed"]), "sweep": match["alpha"] is not None}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One results folder of ``hybridir reproduce``."""
+
+    folder: Path
+
+    @classmethod
+    def load(cls, folder: Path | str) -> "Experiment":
+        folder = Path(folder)
+        if not (folder / RECORD).is_file():
+            raise FileNotFoundError(f"{folder} holds no {RECORD}: run `hybridir reproduce --output {folder}` first")
+        return cls(folder)
+
+    @cached_property
+    def record(self) -> dict:
+        return json.loads((self.folder / RECORD).read_text())
+
+    @property
+    def directions(self) -> list[str]:
+        """Direction folders in the preset's order (the lead direction first)."""
+        names = [f"{d['train']}_to_{d['evaluate']}" for d in self.record["preset"]["directions"]]
+        return [name for name in names if (self.folder / EVALUATIONS / name).is_dir()]
+
+    def runs(self, direction: str) -> pd.DataFrame:
+        """One row per evaluated run: run, strategy, alpha, seed, sweep."""
+        folder = self.folder / EVALUATIONS / direction
+        names = sorted(p.name for p in folder.iterdir() if (p / "summary.csv").is_file())
+        return pd.DataFrame([{"run": name, **parse_run(name)} for name in names])
+
+    def summary(self, direction: str, run: str) -> pd.DataFrame:
+        return load_run(self.folder / EVALUATIONS / direction / run).summary
+
+    def per_query(self, direction: str, run: str) -> pd.DataFrame:
+        return pd.read_csv(self.folder / EVALUATIONS / direction / run / PER_QUERY, keep_default_na=False,
+                           na_values=[""], dtype={"qid": str, "query_language": str, "top_language": str})
+
+    def run_record(self, direction: str, run: str) -> dict:
+        return json.loads((self.folder / RUNS / direction / run / "run.json").read_text())
+
+    def curve(self, direction: str, run: str) -> pd.DataFrame | None:
+        from hybridir.training.callbacks import read_curve
+
+        path = self.folder / RUNS / direction / run / "curve.csv"
+        return read_curve(path) if path.is_file() else None
+
+
+def headline(summary: pd.DataFrame) -> pd.Series:
+    mean = summary.loc["Mean"]
+    return pd.Series({label: mean[column] for column, label in HEADLINE.items() if column in mean.index})
+
+
+def strategy_table(experiment: Experiment, direction: str) -> pd.DataFrame:
+    """Mean-row metrics per strategy: mean and standard deviation over seeds (sweep runs left out)."""
+    runs = experiment.runs(direction)
+    runs = runs[~runs.sweep]
+    rows = [headline(experiment.summary(direction, run)).rename(run) for run in runs.run]
+    values = pd.DataFrame(rows).join(runs.set_index("run")[["strategy", "seed"]])
+    grouped = values.groupby("strategy", sort=False)
+    table = pd.concat({"mean": grouped[list(HEADLINE.values())].mean(),
+                       "std": grouped[list(HEADLINE.values())].std(ddof=1),
+                       "seeds": grouped.size().to_frame("seeds")}, axis=1)
+    order = [s for s in (ZERO_SHOT, "mono", "cross", "hybrid") if s in table.index]
+    table = table.loc[order]
+    table.index = [STRATEGY_NAMES[s] for s in order]
+    return table
+
+
+def format_mean_std(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """``0.612 ± 0.004`` cells from :func:`strategy_table` (no ± for a single seed)."""
+    columns = [c for c in HEADLINE.values() if c in table["mean"].columns]
+    out = pd.DataFrame(index=table.index)
+    for column in columns:
+        places = 1 if column == "rank distance" else digits
+        mean, std = table["mean"][column], table["std"][column]
+        out[column] = [f"{m:.{places}f}" + (f" ± {s:.{places}f}" if np.isfinite(s) else "") for m, s in zip(mean, std)]
+    out["seeds"] = table["seeds"]["seeds"].astype(int).to_numpy()
+    return out
+
+
+def per_id_matrix(experiment: Experiment, direction: str, runs: list[str], setting: str,
+                  metric: str) -> tuple[np.ndarray, list[str]]:
+    """(runs × question ids) of one metric, each id's value averaged over its query languages.
+
+    ``setting`` "average" takes each query's mean of its Mo., Cr. and Mul. mAP.
+    """
+    columns = []
+    for run in runs:
+        table = experiment.per_query(direction, run)
+        if setting == "average":
+            table = table.groupby(["query_language", "qid"], sort=False)["map"].mean().reset_index()
+            values = table.groupby("qid")["map"].mean()
+        else:
+            values = table[table.setting == setting].groupby("qid")[metric].mean()
+        columns.append(values.rename(run))
+    matrix = pd.concat(columns, axis=1, join="inner")
+    return matrix.T.to_numpy(), list(matrix.index)
+
+
+def seed_runs(experiment: Experiment, direction: str, strategy: str) -> list[str]:
+    runs = experiment.runs(direction)
+    return runs[(runs.strategy == strategy) & ~runs.sweep].run.tolist()
+
+
+def language_bias(experiment: Experiment, direction: str) -> pd.DataFrame:
+    """Share of queries whose best-ranked relevant candidate (Mul.) is in the query's own language:
+    rows query language (and Mean), columns strategy (mean over seeds)."""
+    runs = experiment.runs(direction)
+    runs = runs[~runs.sweep]
+    shares = {}
+    for run, strategy in zip(runs.run, runs.strategy):
+        multi = experiment.per_query(direction, run)
+        multi = multi[multi.setting == "multi"]
+        shares[run] = (multi.top_language == multi.query_language).groupby(multi.query_language).mean()
+    table = pd.DataFrame(shares)
+    by_strategy = table.T.groupby(runs.set_index("run").strategy).mean().T
+    order = [s for s in (ZERO_SHOT, "mono", "cross", "hybrid") if s in by_strategy.columns]
+    by_strategy = by_strategy[order]
+    by_strategy.columns = [STRATEGY_NAMES[s] for s in order]
+    by_strategy.loc["Mean"] = by_strategy.mean()
+    return by_strategy
+
+
+def alpha_sweep(experiment: Experiment, direction: str) -> pd.DataFrame:
+    """Mean-row metrics against α at the sweep's seed: α = 0 is X-Y, 0.5 Hybrid, 1 X-X-mono."""
+    runs = experiment.runs(direction)
+    runs = runs[runs.strategy != ZERO_SHOT]
+    sweep_seeds = runs[runs.sweep].seed.unique()
+    if len(sweep_seeds) == 0:
+        return pd.DataFrame()
+    chosen = runs[runs.seed == sweep_seeds[0]].sort_values("alpha")
+    table = pd.DataFrame([headline(experiment.summary(direction, run)) for run in chosen.run])
+    table.insert(0, "α", chosen.alpha.to_numpy())
+    table.insert(1, "run", chosen.run.to_numpy())
+    return table.reset_index(drop=True)
+
+
+def curves(experiment: Experiment, direction: str) -> pd.DataFrame:
+    """Every run's checkpoint curve, long: step, metric, value, run, strategy, seed."""
+    runs = experiment.runs(direction)
+    frames = []
+    for run, strategy, seed, sweep in zip(runs.run, runs.strategy, runs.seed, runs.sweep):
+        curve = experiment.curve(direction, run) if strategy != ZERO_SHOT and not sweep else None
+        if curve is not None:
+            long = curve.drop(columns="seconds").melt(id_vars="step", var_name="metric")
+            frames.append(long.assign(run=run, strategy=STRATEGY_NAMES[strategy], seed=seed))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def training_losses(experiment: Experiment, direction: str) -> pd.DataFrame:
+    """Training and validation loss per step, long: step, loss ('train' / 'validation'), value, run, strategy."""
+    runs = experiment.runs(direction)
+    frames = []
+    for run, strategy, sweep in zip(runs.run, runs.strategy, runs.sweep):
+        if strategy == ZERO_SHOT or sweep:
+            continue
+        record = experiment.run_record(direction, run)
+        train = pd.DataFrame(record["train_loss"]).assign(loss_kind="train")
+        validation = pd.DataFrame(record["eval_loss"]).rename(columns={"eval_loss": "loss"}).assign(
+            loss_kind="validation")
+        frames.append(pd.concat([train, validation]).assign(run=run, strategy=STRATEGY_NAMES[strategy]))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def cross_pair_make_up(experiment: Experiment, direction: str) -> pd.DataFrame:
+    """Per X-Y / Hybrid run: X-Y pairs used, and the share of their query and passage sides in each language."""
+    runs = experiment.runs(direction)
+    rows = []
+    for run, strategy in zip(runs.run, runs.strategy):
+        if strategy == ZERO_SHOT:
+            continue
+        pairs = (experiment.run_record(direction, run).get("batches") or {}).get("cross_language_pairs", {})
+        if not pairs:
+            continue
+        sides = pd.Series(dtype=float)
+        for pair, count in pairs.items():
+            query, passage = pair.split("-")
+            sides = sides.add(pd.Series({query: count, passage: count}), fill_value=0)
+        total = sum(pairs.values())
+        rows.append({"run": run, "X-Y pairs": total, **(sides / (2 * total)).round(3).to_dict()})
+    return pd.DataFrame(rows).set_index("run") if rows else pd.DataFrame()
+
+
+def beir_table(experiment: Experiment) -> pd.DataFrame:
+    """BEIR nDCG@10 and R@100 per dataset and run (zero-shot and the lead direction's first-seed models)."""
+    rows = []
+    for dataset in sorted(p.name for p in (experiment.folder / BEIR).glob("*") if p.is_dir()):
+        for folder in sorted((experiment.folder / BEIR / dataset).iterdir()):
+            if (folder / "summary.csv").is_file():
+                mean = load_run(folder).summary.loc["Mean"]
+                info = parse_run(folder.name)
+                rows.append({"dataset": dataset, "run": folder.name, "strategy": STRATEGY_NAMES[info["strategy"]],
+                             "nDCG@10": mean.get("ndcg@10"), "R@100": mean.get("recall@100")})
+    return pd.DataFrame(rows)
+
+
+def stage_times(experiment: Experiment) -> pd.DataFrame:
+    """Wall time per kind of stage (train, evaluate, beir), in minutes, from ``experiment.json``."""
+    stages = pd.DataFrame(experiment.record["stages"])
+    table = stages.groupby("kind", sort=False).agg(stages=("stage", "size"), minutes=("seconds", "sum"))
+    table["minutes"] = (table["minutes"] / 60).round(1)
+    table.loc["total"] = [len(stages), round(stages.seconds.sum() / 60, 1)]
+    return table
+
+
+PAPER_COLUMNS = {("mono", "map"): "Mo. mAP", ("cross", "map"): "Cr. mAP", ("multi", "map"): "Mul. mAP",
+                 ("multi", "rank_distance"): "rank distance"}
+
+
+def beside_the_paper(experiment: Experiment, direction: str) -> pd.DataFrame:
+    """The paper's Tables 1-2 layout for the evaluation dataset: its XLM-R and LaBSE rows (printed
+    numbers), then ours (mean ± std over seeds), one row per model and strategy."""
+    from hybridir.paper import paper_table
+
+    dataset = direction.split("_to_")[1]
+    printed = pd.concat([paper_table("main"), paper_table("rank_distance")])
+    printed = printed[(printed.dataset == dataset) & (printed.query_language == "Mean")]
+    printed = printed[[(s, m) in PAPER_COLUMNS for s, m in zip(printed.setting, printed.metric)]]
+    paper = printed.assign(column=[PAPER_COLUMNS[s, m] for s, m in zip(printed.setting, printed.metric)]).pivot_table(
+        index=["model", "sampling"], columns="column", values="value", aggfunc="first", sort=False)
+    paper = paper.reindex(columns=list(PAPER_COLUMNS.values()))
+    paper = paper.apply(lambda col: col.map(lambda v: "" if pd.isna(v) else
+                                            (f"{v:.0f}" if col.name == "rank distance" else f"{v:.3f}")))
+    paper.index = pd.MultiIndex.from_tuples([(f"paper: {m}", s) for m, s in paper.index])
+    ours = format_mean_std(strategy_table(experiment, direction))[list(PAPER_COLUMNS.values())]
+    ours.index = pd.MultiIndex.from_tuples([("ours: multilingual-e5-small", s) for s in ours.index])
+    table = pd.concat([paper, ours])
+    table.index.names = ["model", "strategy"]
+    return table

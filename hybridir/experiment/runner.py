@@ -1,0 +1,192 @@
+"""``hybridir reproduce``: a preset expanded into cached, resumable stages that write ``results/<preset>``.
+
+Stages, in the order they run (the lead direction first, so an interrupted run has the headline):
+
+1. ``train``: one run per (direction, strategy, seed) and per sweep α; the model and checkpoints stay
+   in the work folder (the cache), and the run record, config and checkpoint curve are copied to
+   ``runs/<direction>/<run>/``. A run with the same config, hybridir version and data is not trained
+   again; an interrupted one resumes from its last checkpoint.
+2. ``evaluate``: the zero-shot model and every trained model on the direction's evaluation dataset,
+   with per-query metrics, into ``evaluations/<direction>/<run>/``; skipped when the folder already
+   holds this model's (same fingerprint) and this config's results.
+3. ``beir``: the zero-shot model and the lead direction's first-seed models on BEIR, into
+   ``beir/<dataset>/<run>/``.
+
+``experiment.json`` records the preset, each stage's wall time and whether it was cached, and the
+provenance of the whole run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from hybridir.evaluation.run import EvaluationConfig
+from hybridir.experiment.presets import Direction, ExperimentPreset
+from hybridir.paths import cache_dir
+from hybridir.training.config import TrainingConfig
+
+ZERO_SHOT = "zero-shot"
+RUNS, EVALUATIONS, BEIR, RECORD = "runs", "evaluations", "beir", "experiment.json"
+
+
+@dataclass(frozen=True)
+class Stage:
+    kind: str  # train | evaluate | beir
+    direction: Direction | None
+    run: str  # zero-shot, mono-s0, hybrid-a0.25-s0, …
+    training: TrainingConfig | None = None  # train stages, and the run an evaluation reads
+    evaluation: EvaluationConfig | None = None  # evaluate / beir stages
+
+    @property
+    def name(self) -> str:
+        where = self.direction.name if self.direction else self.evaluation.dataset
+        return f"{self.kind} {where} {self.run}"
+
+
+def run_label(strategy: str, seed: int, alpha: float | None = None) -> str:
+    return f"{strategy}-a{alpha:g}-s{seed}" if alpha is not None else f"{strategy}-s{seed}"
+
+
+def stages(preset: ExperimentPreset) -> list[Stage]:
+    """Every stage of ``preset`` in running order; see the module docstring."""
+    lead = preset.directions[0]
+    trains: list[Stage] = []
+    for direction in preset.directions:
+        seeds = preset.seeds if direction == lead else preset.other_seeds
+        for seed in seeds:
+            for strategy in preset.strategies:
+                config = replace(preset.training, train=[direction.train], strategy=strategy, seed=seed, alpha=None)
+                trains.append(Stage("train", direction, run_label(strategy, seed), training=config))
+        if direction == lead:
+            for alpha in preset.sweep_alphas:
+                config = replace(preset.training, train=[direction.train], strategy="hybrid", seed=seeds[0],
+                                 alpha=alpha)
+                trains.append(Stage("train", direction, run_label("hybrid", seeds[0], alpha), training=config))
+    ordered: list[Stage] = []
+    for direction in preset.directions:
+        evaluation = replace(preset.evaluation, dataset=direction.evaluate, model=preset.training.model,
+                             model_path=preset.training.model_path)
+        ordered.append(Stage("evaluate", direction, ZERO_SHOT, evaluation=evaluation))
+        for train in (stage for stage in trains if stage.direction == direction):
+            ordered += [train, Stage("evaluate", direction, train.run, training=train.training, evaluation=evaluation)]
+    first_seed = {run_label(strategy, preset.seeds[0]) for strategy in preset.strategies}
+    for dataset in preset.beir:
+        config = EvaluationConfig(dataset=dataset, model=preset.training.model, model_path=preset.training.model_path,
+                                  precision=preset.evaluation.precision, batch_size=preset.evaluation.batch_size)
+        ordered.append(Stage("beir", None, ZERO_SHOT, evaluation=config))
+        ordered += [Stage("beir", None, stage.run, training=stage.training, evaluation=config)
+                    for stage in trains if stage.direction == lead and stage.run in first_seed]
+    return ordered
+
+
+def reproduce(preset: ExperimentPreset, results: Path, work: Path | None = None) -> dict:
+    """Run (or take from the cache) every stage of ``preset``; write ``results``; return the record."""
+    from hybridir.provenance import hardware, versions
+
+    results, work = Path(results), Path(work) if work else cache_dir() / "runs" / preset.name
+    if results.exists() and not results.is_dir():
+        raise FileExistsError(f"--output {results} is a file; give a folder")
+    planned = stages(preset)
+    results.mkdir(parents=True, exist_ok=True)
+    record = {"preset": json.loads(json.dumps(asdict(preset))), "stages": [], "versions": versions(),
+              "hardware": hardware()}
+    began = time.perf_counter()
+    for number, stage in enumerate(planned, start=1):
+        print(f"[{number}/{len(planned)}] {stage.name}", flush=True)
+        started = time.perf_counter()
+        cached = _run_stage(stage, preset, results, work)
+        seconds = round(time.perf_counter() - started, 1)
+        record["stages"].append({"stage": stage.name, "kind": stage.kind, "run": stage.run, "cached": cached,
+                                 "seconds": seconds})
+        record["wall_seconds"] = round(time.perf_counter() - began, 1)
+        record["date"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        _write_json(results / RECORD, record)
+    return record
+
+
+def training_folder(stage: Stage, work: Path) -> Path:
+    """Where a training stage keeps its model and checkpoints: named by what fixes the run."""
+    from hybridir import __version__
+    from hybridir.training.data import load_training_sources
+
+    checksums = {source.name: source.checksum for source in load_training_sources(stage.training)}
+    identity = {"config": asdict(stage.training), "hybridir": __version__, "data": checksums}
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return work / stage.direction.name / f"{stage.run}-{key}"
+
+
+def _run_stage(stage: Stage, preset: ExperimentPreset, results: Path, work: Path) -> bool:
+    """Run one stage; True when its output was already there."""
+    if stage.kind == "train":
+        return _train(stage, preset, results, work)
+    model = stage.evaluation.model if stage.training is None else str(training_folder(stage, work) / "model")
+    config = replace(stage.evaluation, model=model, model_path=None if stage.training else stage.evaluation.model_path)
+    where = EVALUATIONS if stage.kind == "evaluate" else BEIR
+    output = results / where / (stage.direction.name if stage.direction else config.dataset) / stage.run
+    if _evaluated(config, output):
+        return True
+    from hybridir.evaluation.run import run_evaluation
+
+    run_evaluation(config, output)
+    return False
+
+
+def _train(stage: Stage, preset: ExperimentPreset, results: Path, work: Path) -> bool:
+    from hybridir.training.callbacks import RetrievalCurveCallback
+    from hybridir.training.trainer import CONFIG, RECORD as RUN_RECORD, latest_checkpoint, train
+
+    folder = training_folder(stage, work)
+    record = folder / RUN_RECORD
+    cached = record.is_file() and json.loads(record.read_text()).get("status") == "finished"
+    if not cached:
+        callbacks = []
+        if preset.curve_question_ids and stage.direction == preset.directions[0]:
+            callbacks.append(RetrievalCurveCallback(_curve_data(stage.direction.evaluate, preset.curve_question_ids),
+                                                    folder / "curve.csv", _precision(stage.training)))
+        resume = latest_checkpoint(folder) is not None
+        if not resume and folder.exists():
+            shutil.rmtree(folder)  # stopped before its first checkpoint: nothing to keep
+        train(stage.training, folder, resume=resume, callbacks=callbacks)
+    target = results / RUNS / stage.direction.name / stage.run
+    target.mkdir(parents=True, exist_ok=True)
+    for name in (RUN_RECORD, CONFIG, "curve.csv"):
+        if (folder / name).is_file():
+            shutil.copy2(folder / name, target / name)
+    return cached
+
+
+def _curve_data(dataset: str, question_ids: int):
+    from hybridir.data.lareqa import load_lareqa, subset_lareqa
+
+    return subset_lareqa(load_lareqa(dataset), question_ids)
+
+
+def _precision(config: TrainingConfig) -> str:
+    from hybridir.models.precision import resolve_precision
+
+    return resolve_precision(config.precision)
+
+
+def _evaluated(config: EvaluationConfig, output: Path) -> bool:
+    """True when ``output`` holds this config's results for this model (same fingerprint)."""
+    saved = output / "provenance.json"
+    if not saved.is_file() or not (output / "summary.csv").is_file():
+        return False
+    from hybridir.models.spec import resolve_model
+
+    previous = json.loads(saved.read_text())
+    current = json.loads(json.dumps(asdict(config)))
+    fingerprint = resolve_model(config.model, path=config.model_path, precision=config.precision).fingerprint()
+    same_config = {k: v for k, v in previous["config"].items() if k != "model_spec"} == current
+    return same_config and previous["model_fingerprint"] == fingerprint
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n")
+    temporary.replace(path)

@@ -1,0 +1,227 @@
+"""The reproduced experiment: presets → stages, the cached runner, per-query metrics, statistics, claims."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hybridir.cli import main
+from hybridir.evaluation.lareqa import lareqa_results
+from hybridir.evaluation.run import EvaluationConfig
+from hybridir.experiment.claims import CLAIMS, check_claims, decide
+from hybridir.experiment.presets import PRESETS, Direction, ExperimentPreset
+from hybridir.experiment.report import (Experiment, alpha_sweep, cross_pair_make_up, curves, format_mean_std,
+                                        language_bias, parse_run, stage_times, strategy_table, training_losses)
+from hybridir.experiment.runner import reproduce, stages, training_folder
+from hybridir.experiment.statistics import compare, paired_permutation_p, seed_query_bootstrap
+from hybridir.training.config import TrainingConfig
+
+# ---------------------------------------------------------------- presets and stages
+
+
+def test_the_cpu_preset_expands_to_the_issue_s_experiment():
+    planned = stages(PRESETS["cpu"])
+    trains = [s for s in planned if s.kind == "train"]
+    lead = [s.run for s in trains if s.direction.name == "mlqa-r_to_xquad-r"]
+    assert sorted(lead) == sorted([f"{st}-s{seed}" for st in ("mono", "cross", "hybrid") for seed in (0, 1, 2)]
+                                  + ["hybrid-a0.25-s0", "hybrid-a0.75-s0"])
+    assert sorted(s.run for s in trains if s.direction.name == "xquad-r_to_mlqa-r") == ["cross-s0", "hybrid-s0",
+                                                                                      "mono-s0"]
+    # every run's training config differs only in what the stage says; α only for the sweep
+    assert {s.training.train[0] for s in trains if s.direction.name == "mlqa-r_to_xquad-r"} == {"mlqa-r"}
+    assert [s.training.alpha for s in trains if "-a" in s.run] == [0.25, 0.75]
+    assert all(s.training.alpha is None for s in trains if "-a" not in s.run)
+    # each trained model is evaluated right after training, on the other dataset, with per-query output
+    for train, evaluation in zip(planned, planned[1:]):
+        if train.kind == "train":
+            assert evaluation.kind == "evaluate" and evaluation.run == train.run
+            assert evaluation.evaluation.dataset == train.direction.evaluate and evaluation.evaluation.per_query
+    # the lead direction runs first; BEIR last, on the zero-shot model and the first seed of each strategy
+    assert planned[0].name == "evaluate mlqa-r_to_xquad-r zero-shot"
+    assert [s.run for s in planned if s.kind == "beir"] == ["zero-shot", "mono-s0", "cross-s0", "hybrid-s0"]
+    assert len(planned) == 14 + 16 + 4
+
+
+def test_preset_errors_name_the_fix():
+    with pytest.raises(ValueError, match="strictly between 0 and 1 and differ from 0.5"):
+        replace(PRESETS["smoke"], sweep_alphas=(0.5,))
+    with pytest.raises(ValueError, match="needs directions, seeds and strategies"):
+        replace(PRESETS["smoke"], seeds=())
+
+
+@pytest.mark.parametrize("run, expected", [
+    ("mono-s2", {"strategy": "mono", "alpha": 1.0, "seed": 2, "sweep": False}),
+    ("cross-s0", {"strategy": "cross", "alpha": 0.0, "seed": 0, "sweep": False}),
+    ("hybrid-a0.25-s0", {"strategy": "hybrid", "alpha": 0.25, "seed": 0, "sweep": True}),
+])
+def test_run_names_parse(run, expected):
+    assert parse_run(run) == expected
+
+
+def test_a_bad_run_name_is_refused():
+    with pytest.raises(ValueError, match="not a run name"):
+        parse_run("hybrid-seed0")
+
+
+# ---------------------------------------------------------------- statistics, by hand
+
+
+def test_identical_strategies_differ_by_nothing_with_p_one():
+    """Seeds are resampled independently per strategy, so only seed-identical runs give a zero interval."""
+    a = np.tile(np.random.default_rng(0).random(50), (3, 1))
+    result = compare(a, a.copy(), n_resamples=999)
+    assert result.difference == 0 and result.low == 0 and result.high == 0
+    assert result.p == 1.0 and result.p_queries == 1.0
+
+
+def test_a_constant_shift_is_significant_at_the_smallest_p_the_resamples_allow():
+    b = np.tile(np.random.default_rng(0).random(40), (2, 1))
+    difference, low, high, p = seed_query_bootstrap(b + 0.1, b, n_resamples=999)
+    assert difference == pytest.approx(0.1) and low == pytest.approx(0.1) and high == pytest.approx(0.1)
+    assert p == pytest.approx(2 / 1000)  # (0 + 1) on the smaller side, two-sided, +1 correction
+
+
+def test_seed_noise_is_not_called_significant_as_a_queries_only_test_would():
+    """Strategies equal in expectation, runs shifted by their seed: a per-query test sees a constant
+    difference (p tiny); resampling seeds sees the seeds disagree (p large)."""
+    queries = np.random.default_rng(1).random(200)
+    a = queries + np.array([[0.03], [-0.02], [0.01]])
+    b = queries + np.array([[-0.03], [0.02], [0.0]])
+    assert paired_permutation_p(a, b, n_resamples=999) < 0.01
+    assert seed_query_bootstrap(a, b, n_resamples=2000)[3] > 0.2
+
+
+def test_statistics_refuse_runs_on_different_queries():
+    with pytest.raises(ValueError, match="different queries"):
+        compare(np.zeros((2, 5)), np.zeros((2, 6)))
+
+
+@pytest.mark.parametrize("relation, difference, p, holds", [
+    (">", 0.01, 0.01, True), (">", 0.01, 0.2, False), (">", -0.01, 0.01, False),
+    ("≥", -0.01, 0.2, True), ("≥", -0.01, 0.01, False), ("≥", 0.01, 0.01, True),
+    ("≈", 0.01, 0.2, True), ("≈", 0.01, 0.01, False),
+])
+def test_relations_are_decided_at_the_five_percent_level(relation, difference, p, holds):
+    assert decide(relation, difference, p) is holds
+
+
+# ---------------------------------------------------------------- per-query metrics on real data
+
+
+def test_per_query_metrics_average_to_the_tidy_table(mlqa):
+    from hybridir.data.lareqa import subset_lareqa
+
+    data = subset_lareqa(mlqa, 15)
+    rng = np.random.default_rng(0)
+    questions = rng.standard_normal((len(data.questions), 8)).astype(np.float32)
+    candidates = rng.standard_normal((len(data.candidates), 8)).astype(np.float32)
+    tidy, per_query = lareqa_results(data, questions, candidates)
+    for setting in ("mono", "multi"):
+        ours = per_query[per_query.setting == setting].groupby("query_language")["map"].mean()
+        expected = tidy[(tidy.setting == setting) & (tidy.metric == "map")].set_index("query_language")["value"]
+        pd.testing.assert_series_equal(ours, expected.loc[ours.index], check_names=False)
+    cross = per_query[per_query.setting == "cross"]
+    assert (cross.n_targets >= 1).all() and (cross.n_targets <= len(data.languages) - 1).all()
+    # top_language by brute force for every multi query of one language
+    multi = per_query[(per_query.setting == "multi") & (per_query.query_language == "de")]
+    rows = np.flatnonzero(data.questions.language.to_numpy() == "de")
+    scores = questions[rows] @ candidates.T
+    relevance = data.relevance_matrix(rows).toarray()
+    for i, qid in enumerate(data.questions.qid.to_numpy()[rows]):
+        best = max(np.flatnonzero(relevance[i]), key=lambda c: (scores[i, c], -c))
+        assert multi.set_index("qid").top_language[qid] == data.candidates.language.iloc[best]
+
+
+# ---------------------------------------------------------------- the runner, cached and resumed
+
+
+def tiny_preset(model: Path) -> ExperimentPreset:
+    training = TrainingConfig(model=str(model), max_steps=4, batch_size=4, eval_steps=2, max_length=32,
+                              validation="none", patience=None, precision="fp32")
+    return ExperimentPreset(name="tiny", description="plumbing", training=training,
+                            directions=(Direction("mlqa-r", "xquad-r"),), seeds=(0,), other_seeds=(),
+                            strategies=("hybrid",),
+                            evaluation=EvaluationConfig(max_question_ids=4, per_query=True, precision="fp32"),
+                            curve_question_ids=3)
+
+
+def test_the_runner_caches_finished_stages_and_resumes_or_restarts_unfinished_ones(tmp_path, tiny_xlmr_folder):
+    preset, results, work = tiny_preset(tiny_xlmr_folder), tmp_path / "results", tmp_path / "work"
+    first = reproduce(preset, results, work)
+    assert [s["cached"] for s in first["stages"]] == [False, False, False]
+    run_folder = results / "runs" / "mlqa-r_to_xquad-r" / "hybrid-s0"
+    assert json.loads((run_folder / "run.json").read_text())["steps"] == 4
+    assert pd.read_csv(run_folder / "curve.csv").step.tolist() == [0, 2, 4]  # step 0 and every checkpoint
+
+    again = reproduce(preset, results, work)
+    assert [s["cached"] for s in again["stages"]] == [True, True, True]
+
+    # a run that lost its record but kept checkpoints resumes (nothing left to train) ...
+    folder = training_folder(stages(preset)[1], work)
+    (folder / "run.json").unlink()
+    resumed = reproduce(preset, results, work)
+    assert [s["cached"] for s in resumed["stages"]] == [True, False, True]  # same weights: evaluation cached
+    # ... and one stopped before its first checkpoint starts again instead of refusing the folder
+    shutil.rmtree(folder / "checkpoints")
+    (folder / "run.json").unlink()
+    restarted = reproduce(preset, results, work)
+    assert restarted["stages"][1]["cached"] is False
+    assert json.loads((folder / "run.json").read_text())["status"] == "finished"
+
+
+def test_a_changed_training_setting_is_a_new_run(tmp_path, tiny_xlmr_folder):
+    preset = tiny_preset(tiny_xlmr_folder)
+    other = replace(preset, training=replace(preset.training, learning_rate=1e-4))
+    assert training_folder(stages(preset)[1], tmp_path) != training_folder(stages(other)[1], tmp_path)
+
+
+def test_reproduce_errors_are_one_line(tmp_path, capsys):
+    target = tmp_path / "file"
+    target.write_text("x")
+    assert main(["reproduce", "--preset", "smoke", "--output", str(target)]) == 2
+    assert capsys.readouterr().err.strip() == f"hybridir reproduce: error: --output {target} is a file; give a folder"
+
+
+# ---------------------------------------------------------------- the smoke preset on real data, end to end
+
+
+@pytest.fixture(scope="module")
+def smoke_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    output = tmp_path_factory.mktemp("smoke") / "results"
+    assert main(["reproduce", "--preset", "smoke", "--output", str(output)]) == 0
+    return output
+
+
+def test_smoke_preset_runs_every_stage_then_takes_all_from_the_cache(smoke_results, capsys):
+    capsys.readouterr()
+    assert main(["reproduce", "--preset", "smoke", "--output", str(smoke_results)]) == 0
+    planned = len(stages(PRESETS["smoke"]))
+    assert f"{planned} stages ({planned} cached)" in capsys.readouterr().out
+
+
+def test_smoke_results_give_every_table_of_the_experiment_page(smoke_results):
+    experiment = Experiment.load(smoke_results)
+    lead, reverse = experiment.directions
+    assert (lead, reverse) == ("mlqa-r_to_xquad-r", "xquad-r_to_mlqa-r")
+    table = strategy_table(experiment, lead)
+    assert list(table.index) == ["zero-shot", "X-X-mono", "X-Y", "Hybrid"]
+    assert table["seeds"]["seeds"].tolist() == [1, 2, 2, 2]
+    assert format_mean_std(table).loc["Hybrid", "Mo. mAP"].count("±") == 1
+    assert set(strategy_table(experiment, reverse)["seeds"]["seeds"]) == {1}
+    assert alpha_sweep(experiment, lead)["α"].tolist() == [0.0, 0.25, 0.5, 1.0]
+    bias = language_bias(experiment, lead)
+    assert bias.index[-1] == "Mean" and ((bias >= 0) & (bias <= 1)).all().all()
+    assert set(curves(experiment, lead).step) == {0, 2, 4}
+    assert set(training_losses(experiment, lead).loss_kind) == {"train", "validation"}
+    make_up = cross_pair_make_up(experiment, lead)
+    assert "en" in make_up.columns and "mono-s0" not in make_up.index
+    assert stage_times(experiment).loc["total", "stages"] == len(stages(PRESETS["smoke"]))
+    verdicts, relations = check_claims(experiment, lead, n_resamples=500)
+    assert verdicts.claim.tolist() == [claim.text for claim in CLAIMS]
+    assert set(relations.seeds) == {"2 vs 2"} and relations["p (seeds × queries)"].between(0, 1).all()
