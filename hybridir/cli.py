@@ -13,7 +13,7 @@ import pandas as pd
 
 from hybridir.experiment.presets import PRESETS as EXPERIMENT_PRESETS
 from hybridir.models.precision import DEFAULT_PRECISION, PRECISIONS
-from hybridir.sampling.strategies import STRATEGIES
+from hybridir.sampling.strategies import CROSS_PAIRS, STRATEGIES
 from hybridir.training.config import PRESETS as TRAINING_PRESETS
 from hybridir.training.config import VALIDATION_NONE
 
@@ -83,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     option("--train-languages", "train_languages", nargs="+", metavar="LANG", help="keep only these training languages")
     option("--source-temperature", "source_temperature", type=float,
            help="a batch's source is drawn with probability ∝ items^(1/T) (1 = by size)")
+    option("--cross-pairs", "cross_pairs", choices=CROSS_PAIRS,
+           help="X-Y pairs' languages: uniform over each item's language pairs (default), or balanced (each "
+                "language weighted by 1 / the items that have it, so English stops taking most sides)")
     option("--model", "model", help="'offline', a hub id or a local folder")
     option("--model-path", "model_path", help="local copy of a hub preset (same layout)")
     option("--seed", "seed", type=int)

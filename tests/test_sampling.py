@@ -233,6 +233,49 @@ def test_cross_pairs_use_only_the_item_languages_uniformly():
         assert chisquare(observed).pvalue > 0.001, (languages, observed)
 
 
+def test_balanced_cross_pairs_draw_languages_by_inverse_frequency():
+    """cross_pairs="balanced": each item's query language is drawn ∝ 1 / (items having the language) among its
+    own languages, and the passage language likewise among the rest (chi-square per language set), so the
+    rarer languages take more sides than under the uniform draw."""
+    built = build(("uneven", UNEVEN_SETS))
+    have = Counter(lang for languages in UNEVEN_SETS.values() for lang in languages)  # de, en 60; fr 40; es 20
+    sides = {}
+    for cross_pairs in ("uniform", "balanced"):
+        sampler = sampler_for(built, 6, strategy="cross", seed=3, cross_pairs=cross_pairs)
+        queries: dict[tuple[str, ...], Counter] = {languages: Counter() for languages in set(UNEVEN_SETS.values())}
+        side = Counter()
+        for batch in plans(sampler, 30):
+            rows = check_batch(batch, built, 6)
+            for item, q, p in zip(rows.qid, rows.qlang, rows.plang):
+                assert q != p and {q, p} <= set(UNEVEN_SETS[item])
+                queries[UNEVEN_SETS[item]][q] += 1
+                side.update((q, p))
+        sides[cross_pairs] = side
+        if cross_pairs == "balanced":
+            for languages, counts in queries.items():
+                weights = np.array([1 / have[lang] for lang in languages])
+                observed = [counts[lang] for lang in languages]
+                expected = weights / weights.sum() * sum(observed)
+                assert chisquare(observed, expected).pvalue > 0.001, (languages, observed, expected)
+    assert sides["balanced"]["es"] > 1.3 * sides["uniform"]["es"]
+    assert sides["balanced"]["en"] < sides["uniform"]["en"]
+
+
+def test_balanced_cross_pairs_give_english_fewer_sides_on_mlqa_r():
+    """MLQA-R: English is in every item, so the uniform draw puts it on about a third of X-Y sides; the
+    balanced draw brings it towards the other languages' share."""
+    from hybridir.data.parallel import lareqa_parallel
+
+    dataset, table = build_pair_dataset([lareqa_parallel("mlqa-r")])
+    share = {}
+    for cross_pairs in ("uniform", "balanced"):
+        sampler = LanguageBatchSampler(dataset, 32, table=table, strategy="cross", seed=0, cross_pairs=cross_pairs)
+        make_up = sampler.make_up(len(sampler) * 3)["cross_language_pairs"]
+        english = sum(count * pair.split("-").count("en") for pair, count in make_up.items())
+        share[cross_pairs] = english / (2 * sum(make_up.values()))
+    assert share["uniform"] > 0.25 and share["balanced"] < share["uniform"] - 0.05, share
+
+
 @pytest.mark.parametrize("alpha", [0.2, 0.5, 0.8])
 def test_mono_fraction_is_alpha(balanced, alpha):
     """Hybrid: each batch is mono with probability α (binomial test over 1,500 batches)."""
@@ -437,6 +480,7 @@ ALPHA_RANGE = r"alpha is the probability of a mono batch and must lie in \[0, 1\
     ("balanced", 4, {"strategy": "cross", "alpha": 0.0}, r"alpha applies to the hybrid strategy only.*'cross'"),
     ("balanced", 4, {"strategy": "mixed"}, r"unknown strategy 'mixed'; choose one of: mono, cross, hybrid"),
     ("balanced", 4, {"temperature": 0}, r"temperature must be a positive number.*got 0"),
+    ("balanced", 4, {"cross_pairs": "random"}, r"unknown cross_pairs 'random'; choose one of: uniform, balanced"),
     ("balanced", 4, {"temperature": -1.0}, r"temperature must be a positive number.*got -1\.0"),
     ("balanced", 4, {"temperature": True}, r"temperature must be a positive number.*got True"),
     ("balanced", 4, {"world_size": 2.0}, r"world_size must be an integer, at least 1, got 2\.0"),

@@ -6,7 +6,9 @@ make-up decides what the loss teaches (the paper's §3):
 - **X-X-mono**: every pair of the batch in one language, query and passage both in it; the
   language drawn uniformly among the source's languages (the paper's rule), then distinct items.
 - **X-Y**: every pair has query language ≠ passage language; each item's ordered pair of
-  languages is drawn uniformly among the pairs the item has.
+  languages is drawn uniformly among the pairs the item has (``cross_pairs="uniform"``), or with
+  each language weighted ∝ 1 / (items having it) (``"balanced"``), so that a language every item
+  has does not take most sides.
 - **hybrid**: each batch is X-X-mono with probability α, X-Y otherwise.
 
 sentence-transformers has no sampler that reads per-row languages (its samplers see only the
@@ -44,7 +46,7 @@ from sentence_transformers.base.sampler import DefaultBatchSampler
 from torch.utils.data import SequentialSampler
 
 from hybridir.sampling.pairs import PairTable
-from hybridir.sampling.strategies import check_batch_size, check_strategy
+from hybridir.sampling.strategies import check_batch_size, check_cross_pairs, check_strategy
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -69,9 +71,11 @@ class LanguageBatchSampler(DefaultBatchSampler):
     def __init__(self, dataset: Dataset, batch_size: int, drop_last: bool = False,
                  valid_label_columns: list[str] | None = None, generator: torch.Generator | None = None,
                  seed: int = 0, *, table: PairTable, strategy: str = "hybrid", alpha: float | None = None,
-                 temperature: float = 1.0, world_size: int = 1, pooled_ranks: bool = False) -> None:
+                 temperature: float = 1.0, world_size: int = 1, pooled_ranks: bool = False,
+                 cross_pairs: str = "uniform") -> None:
         self.alpha = check_strategy(strategy, alpha, temperature)
         check_batch_size(batch_size)
+        check_cross_pairs(cross_pairs)
         if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
             raise ValueError(f"world_size must be an integer, at least 1, got {world_size!r}")
         if len(dataset) != len(table):
@@ -79,7 +83,7 @@ class LanguageBatchSampler(DefaultBatchSampler):
                              "with build_pair_dataset from the same sources")
         super().__init__(dataset, batch_size=batch_size, drop_last=drop_last,
                          valid_label_columns=valid_label_columns, generator=generator, seed=seed)
-        self.table, self.strategy, self.temperature = table, strategy, temperature
+        self.table, self.strategy, self.temperature, self.cross_pairs = table, strategy, temperature, cross_pairs
         self.world_size, self.group_size = world_size, world_size if pooled_ranks else 1
         self._pools = [_SourcePools(table, code) for code in range(len(table.sources))]
         self._check_pool_sizes()
@@ -127,7 +131,7 @@ class LanguageBatchSampler(DefaultBatchSampler):
     def make_up(self, n_batches: int) -> dict:
         """What the first ``n_batches`` batches (epoch after epoch) are made of: strategies, sources,
         mono languages and the X-Y (query-passage) language pairs."""
-        strategies, sources, mono_languages, cross_pairs = Counter(), Counter(), Counter(), Counter()
+        strategies, sources, mono_languages, pairs_used = Counter(), Counter(), Counter(), Counter()
         languages = np.asarray(self.table.languages, dtype=object)
         epoch, seen = 0, 0
         while seen < n_batches:
@@ -140,18 +144,21 @@ class LanguageBatchSampler(DefaultBatchSampler):
                 else:
                     query = languages[self.table.query_language[batch.rows]]
                     passage = languages[self.table.passage_language[batch.rows]]
-                    cross_pairs.update(f"{q}-{p}" for q, p in zip(query, passage))
+                    pairs_used.update(f"{q}-{p}" for q, p in zip(query, passage))
             epoch += 1
         return {"batches": n_batches, "batches_per_epoch": self._length, "strategy": dict(strategies),
                 "source": dict(sources), "mono_language": dict(sorted(mono_languages.items())),
-                "cross_language_pairs": dict(cross_pairs.most_common())}
+                "cross_language_pairs": dict(pairs_used.most_common())}
 
     def _cross_rows(self, pool: _SourcePools, positions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """One row per item: an ordered pair of two of its languages, uniformly."""
+        """One row per item: an ordered pair of two of its languages (uniformly, or balanced)."""
         starts, counts = pool.language_start[positions], pool.language_count[positions]
-        query = np.floor(rng.random(len(positions)) * counts).astype(np.int64)
-        passage = np.floor(rng.random(len(positions)) * (counts - 1)).astype(np.int64)
-        passage += passage >= query  # skip the query's own language
+        if self.cross_pairs == "balanced":
+            query, passage = _weighted_pair(pool, starts, counts, rng)
+        else:
+            query = np.floor(rng.random(len(positions)) * counts).astype(np.int64)
+            passage = np.floor(rng.random(len(positions)) * (counts - 1)).astype(np.int64)
+            passage += passage >= query  # skip the query's own language
         n_languages = len(self.table.languages)
         keys = ((pool.cross_items[positions] * n_languages + pool.item_languages[starts + query]) * n_languages
                 + pool.item_languages[starts + passage])
@@ -188,10 +195,13 @@ class LanguageSamplerFactory:
     """
 
     def __init__(self, train_dataset: Dataset, table: PairTable, *, strategy: str = "hybrid",
-                 alpha: float | None = None, temperature: float = 1.0, pooled_ranks: bool = False) -> None:
+                 alpha: float | None = None, temperature: float = 1.0, pooled_ranks: bool = False,
+                 cross_pairs: str = "uniform") -> None:
         check_strategy(strategy, alpha, temperature)
+        check_cross_pairs(cross_pairs)
         self.train_dataset, self.table = train_dataset, table
-        self.options = {"strategy": strategy, "alpha": alpha, "temperature": temperature, "pooled_ranks": pooled_ranks}
+        self.options = {"strategy": strategy, "alpha": alpha, "temperature": temperature, "pooled_ranks": pooled_ranks,
+                        "cross_pairs": cross_pairs}
         self.built: list[LanguageBatchSampler] = []
 
     def __getstate__(self) -> dict:
@@ -216,6 +226,18 @@ class LanguageSamplerFactory:
         return sampler
 
 
+def _weighted_pair(pool: _SourcePools, starts: np.ndarray, counts: np.ndarray,
+                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Per item, two distinct language slots drawn without replacement ∝ the languages' weights
+    (Gumbel top-2: the largest and second largest of log weight + Gumbel noise)."""
+    slots = np.arange(counts.max())
+    valid = slots[None, :] < counts[:, None]
+    index = np.where(valid, starts[:, None] + slots[None, :], 0)
+    keys = np.log(pool.language_weight[pool.item_languages[index]]) + rng.gumbel(size=index.shape)
+    order = np.argsort(-np.where(valid, keys, -np.inf), axis=1, kind="stable")
+    return order[:, 0], order[:, 1]
+
+
 def _world_size() -> int:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_world_size()
@@ -236,6 +258,9 @@ class _SourcePools:
         self.cross_items = unique_items[multilingual]
         self.language_start, self.language_count = starts[multilingual], counts[multilingual]
         self.item_languages = languages  # item k's languages: item_languages[start_k : start_k + count_k]
+        # "balanced" X-Y pairs weigh a language by 1 / (multilingual items having it)
+        have = np.bincount(languages[np.isin(items, self.cross_items)], minlength=len(table.languages))
+        self.language_weight = 1.0 / np.maximum(have, 1)
 
 
 class _Cycle:

@@ -6,6 +6,15 @@ import math
 
 STRATEGIES = ("mono", "cross", "hybrid")
 DEFAULT_ALPHA = 0.5  # the paper's footnote 1: α = β = 0.5 balanced best
+# How an X-Y pair's two languages are drawn among the item's own: uniformly (the paper's definition
+# read literally), or weighted ∝ 1 / (items having the language), so a language every item has
+# (English in MLQA-R) stops taking most sides.
+CROSS_PAIRS = ("uniform", "balanced")
+
+
+def check_cross_pairs(cross_pairs: str) -> None:
+    if cross_pairs not in CROSS_PAIRS:
+        raise ValueError(f"unknown cross_pairs {cross_pairs!r}; choose one of: {', '.join(CROSS_PAIRS)}")
 
 
 def check_strategy(strategy: str, alpha: float | None, temperature: float) -> float:

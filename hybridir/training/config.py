@@ -9,7 +9,7 @@ from pathlib import Path
 from hybridir.data.lareqa import DATASETS as LAREQA_DATASETS
 from hybridir.data.parallel import ISO_639_1
 from hybridir.models.precision import check_precision
-from hybridir.sampling.strategies import check_batch_size, check_strategy
+from hybridir.sampling.strategies import check_batch_size, check_cross_pairs, check_strategy
 
 VALIDATION_NONE = "none"
 SQUADSHIFTS_PREFIX = "squadshifts"  # "squadshifts" = new_wiki, or "squadshifts:reddit" etc.
@@ -26,6 +26,7 @@ class TrainingConfig:
     strategy: str = "hybrid"
     alpha: float | None = None  # hybrid only; None = 0.5
     source_temperature: float = 1.0  # source drawn ∝ items^(1/T)
+    cross_pairs: str = "uniform"  # X-Y language pairs: uniform over an item's pairs, or balanced over languages
     model: str = "offline"
     model_path: str | None = None
     seed: int = 0
@@ -48,6 +49,7 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         check_strategy(self.strategy, self.alpha, self.source_temperature)
+        check_cross_pairs(self.cross_pairs)
         check_batch_size(self.batch_size)
         check_precision(self.precision)  # the machine's side (fp16 needs a GPU) is checked by train(), before any write
         if not self.train:

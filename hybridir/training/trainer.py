@@ -65,7 +65,8 @@ def train(config: TrainingConfig, output: Path, resume: bool = False, show_progr
         model[0].auto_model.get_input_embeddings().requires_grad_(False)
     loss = MultipleNegativesRankingLoss(model, scale=config.scale, gather_across_devices=config.gather_across_devices)
     factory = LanguageSamplerFactory(dataset, table, strategy=config.strategy, alpha=config.alpha,
-                                     temperature=config.source_temperature, pooled_ranks=config.gather_across_devices)
+                                     temperature=config.source_temperature, pooled_ranks=config.gather_across_devices,
+                                     cross_pairs=config.cross_pairs)
     args = _training_arguments(config, precision, spec, output, factory, has_negatives=sources[0].has_negatives)
     non_finite, timer = StopOnNonFiniteLoss(), StepTimer()
     all_callbacks = [SamplerEpochCallback(factory.built), non_finite, timer, *callbacks]
