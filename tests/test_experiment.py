@@ -44,7 +44,9 @@ def test_the_cpu_preset_expands_to_the_issue_s_experiment():
             assert evaluation.evaluation.dataset == train.direction.evaluate and evaluation.evaluation.per_query
     # the lead direction runs first; BEIR last, on the zero-shot model and the first seed of each strategy
     assert planned[0].name == "evaluate mlqa-r_to_xquad-r zero-shot"
-    assert [s.run for s in planned if s.kind == "beir"] == ["zero-shot", "mono-s0", "cross-s0", "hybrid-s0"]
+    beir = [s for s in planned if s.kind == "beir"]
+    assert [s.run for s in beir] == ["zero-shot", "mono-s0", "cross-s0", "hybrid-s0"]
+    assert beir[0].training is None and all(s.training.train == ["mlqa-r"] for s in beir[1:])
     assert len(planned) == 14 + 16 + 4
 
 
@@ -141,38 +143,64 @@ def test_per_query_metrics_average_to_the_tidy_table(mlqa):
 # ---------------------------------------------------------------- the runner, cached and resumed
 
 
-def tiny_preset(model: Path) -> ExperimentPreset:
+def tiny_preset(model: Path, beir: str | None = None) -> ExperimentPreset:
     training = TrainingConfig(model=str(model), max_steps=4, batch_size=4, eval_steps=2, max_length=32,
                               validation="none", patience=None, precision="fp32")
     return ExperimentPreset(name="tiny", description="plumbing", training=training,
                             directions=(Direction("mlqa-r", "xquad-r"),), seeds=(0,), other_seeds=(),
                             strategies=("hybrid",),
                             evaluation=EvaluationConfig(max_question_ids=4, per_query=True, precision="fp32"),
-                            curve_question_ids=3)
+                            curve_question_ids=3, beir=(beir,) if beir else ())
+
+
+def tiny_beir(root: Path) -> Path:
+    """A BEIR-format directory: 6 documents, 2 queries."""
+    (root / "qrels").mkdir(parents=True)
+    (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": f"d{i}", "title": "", "text": f"document {i}"})
+                                               + "\n" for i in range(6)))
+    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": f"q{i}", "text": f"query {i}"}) + "\n"
+                                                for i in range(2)))
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq0\td0\t1\nq1\td3\t1\n")
+    return root
 
 
 def test_the_runner_caches_finished_stages_and_resumes_or_restarts_unfinished_ones(tmp_path, tiny_xlmr_folder):
-    preset, results, work = tiny_preset(tiny_xlmr_folder), tmp_path / "results", tmp_path / "work"
+    from interruption import StopAt  # tests/ is on sys.path
+
+    from hybridir.training.trainer import train
+
+    beir = tiny_beir(tmp_path / "tiny-beir")
+    preset, results, work = tiny_preset(tiny_xlmr_folder, str(beir)), tmp_path / "results", tmp_path / "work"
+    planned = stages(preset)
+    assert [s.name for s in planned] == ["evaluate mlqa-r_to_xquad-r zero-shot", "train mlqa-r_to_xquad-r hybrid-s0",
+                                         "evaluate mlqa-r_to_xquad-r hybrid-s0", f"beir {beir} zero-shot",
+                                         f"beir {beir} hybrid-s0"]
+    # an interrupted run (stopped after step 2, its checkpoint saved) is resumed, not restarted
+    folder = training_folder(planned[1], work)
+    train(planned[1].training, folder, callbacks=[StopAt(2)])
+    (folder / "run.json").unlink()  # a killed run leaves its checkpoints and config.json only
+    shutil.rmtree(folder / "model")
     first = reproduce(preset, results, work)
-    assert [s["cached"] for s in first["stages"]] == [False, False, False]
+    assert [s["cached"] for s in first["stages"]] == [False] * 5
+    record = json.loads((folder / "run.json").read_text())
+    assert record["steps"] == 4 and len(record["train_loss"]) == 4
+    assert not (folder / "checkpoints").exists() and (folder / "model").is_dir()  # finished: the model only
     run_folder = results / "runs" / "mlqa-r_to_xquad-r" / "hybrid-s0"
-    assert json.loads((run_folder / "run.json").read_text())["steps"] == 4
-    assert pd.read_csv(run_folder / "curve.csv").step.tolist() == [0, 2, 4]  # step 0 and every checkpoint
+    # the interrupted segment ran without the curve callback; the resumed one adds its checkpoints, not step 0
+    assert pd.read_csv(run_folder / "curve.csv").step.tolist() == [4]
+    assert {p.name for p in (results / "beir" / beir.name).iterdir()} == {"zero-shot", "hybrid-s0"}
 
     again = reproduce(preset, results, work)
-    assert [s["cached"] for s in again["stages"]] == [True, True, True]
+    assert [s["cached"] for s in again["stages"]] == [True] * 5
 
-    # a run that lost its record but kept checkpoints resumes (nothing left to train) ...
-    folder = training_folder(stages(preset)[1], work)
-    (folder / "run.json").unlink()
-    resumed = reproduce(preset, results, work)
-    assert [s["cached"] for s in resumed["stages"]] == [True, False, True]  # same weights: evaluation cached
-    # ... and one stopped before its first checkpoint starts again instead of refusing the folder
-    shutil.rmtree(folder / "checkpoints")
-    (folder / "run.json").unlink()
+    # a run stopped before its first checkpoint starts again instead of refusing its folder
+    shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
     restarted = reproduce(preset, results, work)
     assert restarted["stages"][1]["cached"] is False
     assert json.loads((folder / "run.json").read_text())["status"] == "finished"
+    assert pd.read_csv(run_folder / "curve.csv").step.tolist() == [0, 2, 4]  # step 0 and every checkpoint
 
 
 def test_a_changed_training_setting_is_a_new_run(tmp_path, tiny_xlmr_folder):

@@ -2,10 +2,10 @@
 
 Stages, in the order they run (the lead direction first, so an interrupted run has the headline):
 
-1. ``train``: one run per (direction, strategy, seed) and per sweep α; the model and checkpoints stay
-   in the work folder (the cache), and the run record, config and checkpoint curve are copied to
-   ``runs/<direction>/<run>/``. A run with the same config, hybridir version and data is not trained
-   again; an interrupted one resumes from its last checkpoint.
+1. ``train``: one run per (direction, strategy, seed) and per sweep α; the model stays in the work
+   folder (the cache; checkpoints are deleted once the run has finished), and the run record, config
+   and checkpoint curve are copied to ``runs/<direction>/<run>/``. A run with the same config,
+   hybridir version and data is not trained again; an interrupted one resumes from its last checkpoint.
 2. ``evaluate``: the zero-shot model and every trained model on the direction's evaluation dataset,
    with per-query metrics, into ``evaluations/<direction>/<run>/``; skipped when the folder already
    holds this model's (same fingerprint) and this config's results.
@@ -37,14 +37,14 @@ RUNS, EVALUATIONS, BEIR, RECORD = "runs", "evaluations", "beir", "experiment.jso
 @dataclass(frozen=True)
 class Stage:
     kind: str  # train | evaluate | beir
-    direction: Direction | None
+    direction: Direction | None  # the training direction (None: the zero-shot model on BEIR)
     run: str  # zero-shot, mono-s0, hybrid-a0.25-s0, …
     training: TrainingConfig | None = None  # train stages, and the run an evaluation reads
     evaluation: EvaluationConfig | None = None  # evaluate / beir stages
 
     @property
     def name(self) -> str:
-        where = self.direction.name if self.direction else self.evaluation.dataset
+        where = self.evaluation.dataset if self.kind == "beir" else self.direction.name
         return f"{self.kind} {where} {self.run}"
 
 
@@ -79,7 +79,7 @@ def stages(preset: ExperimentPreset) -> list[Stage]:
         config = EvaluationConfig(dataset=dataset, model=preset.training.model, model_path=preset.training.model_path,
                                   precision=preset.evaluation.precision, batch_size=preset.evaluation.batch_size)
         ordered.append(Stage("beir", None, ZERO_SHOT, evaluation=config))
-        ordered += [Stage("beir", None, stage.run, training=stage.training, evaluation=config)
+        ordered += [Stage("beir", lead, stage.run, training=stage.training, evaluation=config)
                     for stage in trains if stage.direction == lead and stage.run in first_seed]
     return ordered
 
@@ -126,8 +126,10 @@ def _run_stage(stage: Stage, preset: ExperimentPreset, results: Path, work: Path
         return _train(stage, preset, results, work)
     model = stage.evaluation.model if stage.training is None else str(training_folder(stage, work) / "model")
     config = replace(stage.evaluation, model=model, model_path=None if stage.training else stage.evaluation.model_path)
-    where = EVALUATIONS if stage.kind == "evaluate" else BEIR
-    output = results / where / (stage.direction.name if stage.direction else config.dataset) / stage.run
+    if stage.kind == "evaluate":
+        output = results / EVALUATIONS / stage.direction.name / stage.run
+    else:
+        output = results / BEIR / Path(config.dataset).name / stage.run  # a name, or a directory's name
     if _evaluated(config, output):
         return True
     from hybridir.evaluation.run import run_evaluation
@@ -152,6 +154,9 @@ def _train(stage: Stage, preset: ExperimentPreset, results: Path, work: Path) ->
         if not resume and folder.exists():
             shutil.rmtree(folder)  # stopped before its first checkpoint: nothing to keep
         train(stage.training, folder, resume=resume, callbacks=callbacks)
+        # A finished run needs only model/: its checkpoints (weights + AdamW state, ~2.5 GB for
+        # multilingual-e5-small) would fill a laptop's disk over a preset's 14 runs.
+        shutil.rmtree(folder / "checkpoints", ignore_errors=True)
     target = results / RUNS / stage.direction.name / stage.run
     target.mkdir(parents=True, exist_ok=True)
     for name in (RUN_RECORD, CONFIG, "curve.csv"):
