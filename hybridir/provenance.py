@@ -60,3 +60,10 @@ def write_provenance(folder: Path, record: dict) -> Path:
     path = Path(folder) / "provenance.json"
     path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
     return path
+
+
+def write_json(path: Path, payload: dict) -> None:
+    """Write a record atomically (a temporary file, then a rename): an interruption never leaves half a file."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n")
+    temporary.replace(path)

@@ -28,6 +28,7 @@ from pathlib import Path
 from hybridir.evaluation.run import EvaluationConfig
 from hybridir.experiment.presets import Direction, ExperimentPreset
 from hybridir.paths import cache_dir
+from hybridir.provenance import hardware, versions, write_json
 from hybridir.training.config import TrainingConfig
 
 ZERO_SHOT = "zero-shot"
@@ -86,8 +87,6 @@ def stages(preset: ExperimentPreset) -> list[Stage]:
 
 def reproduce(preset: ExperimentPreset, results: Path, work: Path | None = None) -> dict:
     """Run (or take from the cache) every stage of ``preset``; write ``results``; return the record."""
-    from hybridir.provenance import hardware, versions
-
     results, work = Path(results), Path(work) if work else cache_dir() / "runs" / preset.name
     if results.exists() and not results.is_dir():
         raise FileExistsError(f"--output {results} is a file; give a folder")
@@ -105,7 +104,7 @@ def reproduce(preset: ExperimentPreset, results: Path, work: Path | None = None)
                                  "seconds": seconds})
         record["wall_seconds"] = round(time.perf_counter() - began, 1)
         record["date"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        _write_json(results / RECORD, record)
+        write_json(results / RECORD, record)
     return record
 
 
@@ -190,8 +189,3 @@ def _evaluated(config: EvaluationConfig, output: Path) -> bool:
     same_config = {k: v for k, v in previous["config"].items() if k != "model_spec"} == current
     return same_config and previous["model_fingerprint"] == fingerprint
 
-
-def _write_json(path: Path, payload: dict) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n")
-    temporary.replace(path)

@@ -29,7 +29,7 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from hybridir.models.precision import resolve_precision
 from hybridir.models.spec import ModelSpec, load_model, resolve_model
-from hybridir.provenance import provenance
+from hybridir.provenance import provenance, write_json
 from hybridir.sampling.pairs import build_pair_dataset
 from hybridir.sampling.samplers import LanguageSamplerFactory
 from hybridir.training.callbacks import (DescribedProgressCallback, NonFiniteLossError, SamplerEpochCallback,
@@ -116,7 +116,7 @@ def train(config: TrainingConfig, output: Path, resume: bool = False, show_progr
         step, value = non_finite.failed_at
         record["status"] = "diverged"
         if writer:
-            _write_json(output / RECORD, record)
+            write_json(output / RECORD, record)
         last = latest_checkpoint(output)
         hint = "; or train in fp32" if precision != "fp32" else ""
         raise NonFiniteLossError(f"the training loss became {value} at step {step}; stopped without saving it. The "
@@ -128,9 +128,9 @@ def train(config: TrainingConfig, output: Path, resume: bool = False, show_progr
         best = state.best_model_checkpoint
         final = SentenceTransformer(best, device="cpu") if best else trainer.model
         final.save(str(output / MODEL))
-        _write_json(output / RECORD, record)  # first: the model's spec takes its name from the run record's folder
+        write_json(output / RECORD, record)  # first: the model's spec takes its name from the run record's folder
         record["trained_model_fingerprint"] = resolve_model(str(output / MODEL)).fingerprint()
-        _write_json(output / RECORD, record)
+        write_json(output / RECORD, record)
     trainer.accelerator.wait_for_everyone()  # no rank returns before the model is on disk
     return record
 
@@ -229,7 +229,7 @@ def _claim_output(output: Path, identity: dict, resume: bool) -> None:
                              "options, data and number of processes, or a new --output")
         return
     output.mkdir(parents=True, exist_ok=True)
-    _write_json(saved, identity)
+    write_json(saved, identity)
 
 
 def _differences(previous: dict, current: dict) -> list[str]:
@@ -260,8 +260,3 @@ def latest_checkpoint(output: Path) -> Path | None:
     found = get_last_checkpoint(str(folder)) if folder.is_dir() else None
     return Path(found) if found else None
 
-
-def _write_json(path: Path, payload: dict) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n")
-    temporary.replace(path)
