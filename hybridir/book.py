@@ -1,13 +1,18 @@
-"""The companion end to end: evaluate a preset, execute the notebooks, build the Jupyter Book.
+"""The companion end to end: evaluate a small real preset, then build the Jupyter Book.
 
-Notebooks in ``notebooks/`` are thin papermill templates; each is executed with parameters
-naming the run folders it reads and written to ``book/generated/``, which ``_toc.yml`` lists.
-Jupyter Book then renders them without executing anything again (``execute_notebooks: off``),
-so the expensive work stays in the package and its on-disk caches.
+The notebooks in ``notebooks/`` are thin: they read committed results (``results/``) and the paper's
+numbers (``data/paper/``). Jupyter Book executes them itself and caches their outputs
+(``_config.yml``), so ``jupyter-book build .`` alone builds the whole book on a fresh clone.
+``hybridir book`` first evaluates a preset into ``_build/runs/`` (the page "The run this build
+computed" executes on every build to show it), drops the notebook cache when the results, the
+paper's numbers or the package changed since the last build (jupyter-cache keys on the notebooks'
+code only), and builds with warnings as errors. Papermill reruns one notebook with other parameters.
 """
 
 from __future__ import annotations
 
+import hashlib
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -17,7 +22,11 @@ from hybridir.evaluation.run import EvaluationConfig, run_evaluation
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
-GENERATED = ROOT / "book" / "generated"
+BUILD = ROOT / "_build"
+NOTEBOOK_CACHE = BUILD / ".jupyter_cache"
+SPHINX_ENVIRONMENT = BUILD / ".doctrees"  # without it Sphinx rereads every page, so the notebooks run again
+# What the notebooks' outputs depend on besides their own code.
+NOTEBOOK_INPUTS = (RESULTS, ROOT / "data" / "paper", ROOT / "hybridir")
 
 # smoke: a small real subset that runs in minutes on a laptop CPU (the main job's default);
 # full: every zero-shot table committed under results/ (about an hour on 2 CPU cores).
@@ -34,15 +43,13 @@ PRESETS: dict[str, dict[str, EvaluationConfig]] = {
         "scifact": EvaluationConfig(dataset="scifact", precision="fp32"),
     },
 }
-# executed in this order; each reads results_dir (committed full results) and run_dir (this preset's runs),
-# the experiment page experiment_dir
-NOTEBOOKS = ("experiment", "zero_shot_lareqa", "zero_shot_scifact", "preset_run")
-EXPERIMENT = RESULTS / "cpu"  # the committed results of `hybridir reproduce --preset cpu`
+# The book's notebook pages, in _toc.yml's order.
+NOTEBOOKS = ("experiment", "per_language", "zero_shot_lareqa", "zero_shot_scifact", "miracl", "preset_run")
 
 
 def preset_root(preset: str) -> Path:
     """Where a preset's runs go: the committed results for ``full``, the build folder otherwise."""
-    return RESULTS / "zero-shot" if preset == "full" else ROOT / "_build" / "runs" / preset
+    return RESULTS / "zero-shot" if preset == "full" else BUILD / "runs" / preset
 
 
 def run_preset(preset: str, model: str = "offline") -> Path:
@@ -54,43 +61,31 @@ def run_preset(preset: str, model: str = "offline") -> Path:
     return root
 
 
-def execute_notebooks(preset: str) -> list[Path]:
-    import papermill
-
-    GENERATED.mkdir(parents=True, exist_ok=True)
-    parameters = {"results_dir": str(RESULTS / "zero-shot"), "run_dir": str(preset_root(preset)),
-                  "preset": preset, "experiment_dir": str(EXPERIMENT)}
-    written = []
-    for name in NOTEBOOKS:
-        target = GENERATED / f"{name}.ipynb"
-        template = ROOT / "notebooks" / f"{name}.ipynb"
-        declared = papermill.inspect_notebook(template)  # each notebook gets the parameters it declares
-        papermill.execute_notebook(template, target, cwd=str(ROOT / "notebooks"), kernel_name="python3",
-                                   parameters={k: v for k, v in parameters.items() if k in declared},
-                                   progress_bar=False)
-        _hide_parameter_cells(target)
-        written.append(target)
-    return written
-
-
-def _hide_parameter_cells(path: Path) -> None:
-    """Machine paths belong in the provenance notes, not on the page: drop the parameter cells."""
-    import nbformat
-
-    notebook = nbformat.read(path, as_version=4)
-    for cell in notebook.cells:
-        tags = cell.metadata.get("tags", [])
-        if {"parameters", "injected-parameters"} & set(tags):
-            cell.metadata["tags"] = [*tags, "remove-cell"]
-    nbformat.write(notebook, path)
-
-
 def build_book(preset: str = "smoke", build: bool = True) -> Path:
+    """Evaluate ``preset``, then (``build``) build the book with warnings as errors; the html folder."""
     run_preset(preset)
-    execute_notebooks(preset)
-    html = ROOT / "_build" / "html"
+    html = BUILD / "html"
     if build:
+        drop_stale_notebook_cache()
         jupyter_book = Path(sys.executable).parent / "jupyter-book"
-        subprocess.run([str(jupyter_book), "build", str(ROOT), "--path-output", str(ROOT)], check=True)
+        subprocess.run([str(jupyter_book), "build", str(ROOT), "--path-output", str(ROOT), "-W", "--keep-going"],
+                       check=True)
         print(f"book: {html / 'index.html'}")
     return html
+
+
+def drop_stale_notebook_cache() -> bool:
+    """Delete the executed notebooks' cache and Sphinx's saved environment when what the notebooks read
+    changed since the last build (Sphinx rereads only changed sources); True if dropped."""
+    digest = hashlib.sha256()
+    for folder in NOTEBOOK_INPUTS:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+            digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    stamp = BUILD / "notebook-inputs.sha256"
+    stale = not stamp.is_file() or stamp.read_text() != digest.hexdigest()
+    if stale:
+        shutil.rmtree(NOTEBOOK_CACHE, ignore_errors=True)
+        shutil.rmtree(SPHINX_ENVIRONMENT, ignore_errors=True)
+        BUILD.mkdir(exist_ok=True)
+        stamp.write_text(digest.hexdigest())
+    return stale

@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--miracl-corpus", default="miracl/miracl-corpus",
                           help="MIRACL corpus: hub id or local directory in the hub's layout")
     evaluate.add_argument("--batch-size", type=int, default=64)
+    evaluate.add_argument("--max-length", type=int,
+                          help="tokens per text (default: the model's own; a trained run's is its training length)")
     evaluate.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
                           help="encoder weights: fp32, bf16 (fast on CPUs with AMX and recent GPUs), fp16 (GPU), "
                                "auto (bf16 where fast, else fp32); embeddings are float32 either way")
@@ -124,9 +126,9 @@ def _parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--work", type=Path, help="models and checkpoints (default: the cache's runs/PRESET)")
     reproduce.set_defaults(run=_reproduce)
 
-    book = commands.add_parser("book", help="run a preset, execute the notebooks, build the Jupyter Book")
+    book = commands.add_parser("book", help="evaluate a small real preset, then build the Jupyter Book (-W)")
     book.add_argument("--preset", default="smoke", help="smoke (small real subset) | full")
-    book.add_argument("--skip-build", action="store_true", help="execute notebooks only")
+    book.add_argument("--skip-build", action="store_true", help="evaluate the preset only; build no book")
     book.set_defaults(run=_book)
     return parser
 
@@ -147,7 +149,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                               query_language=args.query_language, corpus_language=args.corpus_language,
                               miracl_corpus=args.miracl_corpus, batch_size=args.batch_size, trec_runs=args.trec_runs,
                               per_query=args.per_query,
-                              precision=args.precision)
+                              precision=args.precision, max_length=args.max_length)
     tidy, summary = run_evaluation(config, args.output)
     provenance = json.loads((args.output / "provenance.json").read_text())
     spec = provenance["config"]["model_spec"]

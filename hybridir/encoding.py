@@ -29,8 +29,9 @@ SHARD_SIZE = 4096
 
 
 def encode(model: ModelSpec, texts: Sequence[Text], role: Role, *, batch_size: int = 64,
-           use_cache: bool = True, show_progress: bool = True) -> np.ndarray:
-    """L2-normalised float32 embeddings, one row per text (duplicates encoded once)."""
+           use_cache: bool = True, show_progress: bool = True, label: str | None = None) -> np.ndarray:
+    """L2-normalised float32 embeddings, one row per text (duplicates encoded once); the progress bar says
+    ``label`` (what the texts are: "xquad-r questions, 11 languages"), or the role."""
     if role not in ("query", "passage"):
         raise ValueError(f"role must be 'query' or 'passage', got {role!r}")
     if batch_size < 1:
@@ -38,11 +39,12 @@ def encode(model: ModelSpec, texts: Sequence[Text], role: Role, *, batch_size: i
     unique, inverse = _unique(texts)
     if not unique:
         raise ValueError("nothing to encode: the text list is empty")
+    progress = (label or f"{role} texts") if show_progress else None
     if not use_cache:
-        return _encode_now(model, unique, role, batch_size, show_progress)[inverse]
+        return _encode_now(model, unique, role, batch_size, progress)[inverse]
     target = embedding_path(model, unique, role)
     if not target.exists():
-        _encode_to_file(model, unique, role, batch_size, show_progress, target)
+        _encode_to_file(model, unique, role, batch_size, progress, target)
     return np.load(target, mmap_mode="r")[inverse]
 
 
@@ -74,7 +76,7 @@ def _as_key(text: Text) -> Text:
     raise TypeError(f"texts must be strings or (text, text) pairs, got {type(text).__name__}: {text!r:.60}")
 
 
-def _encode_to_file(model: ModelSpec, texts: list[Text], role: Role, batch_size: int, show_progress: bool,
+def _encode_to_file(model: ModelSpec, texts: list[Text], role: Role, batch_size: int, progress: str | None,
                     target: Path) -> None:
     """Encode shard by shard into ``target.partial/``; finished shards survive an interruption."""
     partial = target.with_suffix(".partial")
@@ -86,7 +88,10 @@ def _encode_to_file(model: ModelSpec, texts: list[Text], role: Role, batch_size:
             resumed += 1
         else:
             began = time.perf_counter()
-            vectors = _encode_now(model, texts[start:start + SHARD_SIZE], role, batch_size, show_progress)
+            shards_in_all = -(-len(texts) // SHARD_SIZE)
+            where = f" ({start // SHARD_SIZE + 1}/{shards_in_all})" if progress and shards_in_all > 1 else ""
+            vectors = _encode_now(model, texts[start:start + SHARD_SIZE], role, batch_size,
+                                  progress and progress + where)
             seconds += time.perf_counter() - began
             _save_atomic(shard, vectors)
         shards.append(shard)
@@ -105,13 +110,21 @@ def _save_atomic(path: Path, array: np.ndarray) -> None:
     temporary.replace(path)
 
 
-def _encode_now(model: ModelSpec, texts: list[Text], role: Role, batch_size: int, show_progress: bool) -> np.ndarray:
+def _encode_now(model: ModelSpec, texts: list[Text], role: Role, batch_size: int, progress: str | None) -> np.ndarray:
+    """Embeddings of ``texts`` in sentence-transformers' batches, one ``encode`` call per batch, so that the
+    progress bar can say what it encodes (``progress``; None: no bar) while every batch, hence every
+    embedding, is the one a single ``encode`` call would make (longest texts first, by characters)."""
+    from tqdm.auto import tqdm
+
     encoder = _encoder(model)
-    # sentence-transformers sorts by length internally, so batches hold similar lengths.
-    vectors = encoder.encode([t if isinstance(t, str) else list(t) for t in texts], prompt_name=role,
-                             batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                             show_progress_bar=show_progress)
-    return np.asarray(vectors, dtype=np.float32)
+    inputs = [t if isinstance(t, str) else list(t) for t in texts]
+    order = np.argsort([-sum(map(len, x)) if isinstance(x, list) else -len(x) for x in inputs])
+    vectors = np.empty((len(inputs), encoder.get_embedding_dimension()), dtype=np.float32)
+    for start in tqdm(range(0, len(inputs), batch_size), desc=progress, disable=progress is None, unit="batch"):
+        rows = order[start:start + batch_size]
+        vectors[rows] = encoder.encode([inputs[i] for i in rows], prompt_name=role, batch_size=len(rows),
+                                       normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+    return vectors
 
 
 @lru_cache(maxsize=2)

@@ -38,3 +38,20 @@ def cache_dir() -> Path:
     path = Path(value).expanduser() if value else Path(platformdirs.user_cache_dir("hybridir"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def in_repository(relative: str | Path, required: bool = True) -> Path | None:
+    """A path given from the repository root (``results/cpu``) as seen from the working folder.
+
+    The notebooks run from the repository root (papermill as a user types it) or from ``notebooks/``
+    (Jupyter Book and Colab); an absolute path is taken as it is. A missing path raises, or gives
+    ``None`` when not ``required``.
+    """
+    path = Path(relative).expanduser()
+    for candidate in (path,) if path.is_absolute() else (path, Path("..") / path):
+        if candidate.exists():
+            return candidate
+    if required:
+        raise FileNotFoundError(f"{relative} is found neither from {Path.cwd()} nor from its parent: run from the "
+                                "repository root or its notebooks/ folder, or give an absolute path")
+    return None

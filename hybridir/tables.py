@@ -5,8 +5,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:  # pandas' Styler needs jinja2, a book dependency
+    from pandas.io.formats.style import Styler
+
+SETTING_NAMES = {"mono": "Mo.", "cross": "Cr.", "multi": "Mul."}
+MISSING = "–"
 
 
 @dataclass(frozen=True)
@@ -24,9 +32,9 @@ def load_run(folder: Path | str) -> RunResult:
     if missing:
         raise FileNotFoundError(f"{folder} is not a finished run (missing {', '.join(missing)}); "
                                 "run `hybridir evaluate --output` there first")
-    summary = pd.read_csv(folder / "summary.csv", header=[0, 1], index_col=0)
-    if all(str(c).startswith("Unnamed") for c in summary.columns.get_level_values(1)):
-        summary = pd.read_csv(folder / "summary.csv", index_col=0)  # BEIR/MIRACL: one header row
+    # LAReQA summaries have two header rows (setting, metric); BEIR and MIRACL ones a single row.
+    two_rows = (folder / "summary.csv").read_text().startswith("setting,")
+    summary = pd.read_csv(folder / "summary.csv", header=[0, 1] if two_rows else 0, index_col=0)
     return RunResult(pd.read_csv(folder / "tidy.csv", keep_default_na=False, na_values=[""]),
                      summary, json.loads((folder / "provenance.json").read_text()))
 
@@ -67,3 +75,60 @@ def headline(ours: pd.DataFrame, paper: pd.DataFrame, paper_label: str) -> str:
 def compare_means(summaries: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """The ``Mean`` rows of several summaries side by side: rows (setting, metric), one column per run."""
     return pd.DataFrame({label: summary.loc["Mean"] for label, summary in summaries.items()})
+
+
+def styled(table: pd.DataFrame, caption: str, digits: int = 3) -> Styler:
+    """A table as the book shows it: a caption, fractions to ``digits`` decimals, numbers of 10 and more
+    (rank distances, seconds) to one, whole numbers (counts) as integers, a dash for a missing value;
+    text cells (``0.800 ± 0.004``, verdicts) as they are."""
+    def number(value):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+            return value
+        if pd.isna(value):
+            return MISSING
+        if float(value).is_integer():
+            return f"{int(value):d}"
+        return f"{value:.1f}" if abs(value) >= 10 else f"{value:.{digits}f}"
+
+    return (table.style.format(number, na_rep=MISSING).set_caption(caption)
+            .set_table_styles([{"selector": "td", "props": "padding: 0.1em 0.4em; text-align: right; font-size: 0.8rem;"},
+                               {"selector": "th", "props": "padding: 0.1em 0.4em; font-size: 0.8rem;"},
+                               {"selector": "caption", "props": "font-size: 0.8rem;"}]))
+
+
+def styled_by_setting(table: pd.DataFrame, caption: str, digits: int = 3) -> list[Styler]:
+    """A (setting, metric, …) table split into one narrower table per setting (Mo., Cr., Mul.)."""
+    settings = [s for s in SETTING_NAMES if s in table.columns.get_level_values(0)]
+    return [styled(table[setting], f"{caption} — {SETTING_NAMES[setting]}", digits) for setting in settings]
+
+
+def styled_with_best(table: pd.DataFrame, caption: str, lower_is_better: bool = False, digits: int = 3) -> Styler:
+    """:func:`styled`, with each row's best value in bold within each top-level column group (a source)."""
+    def bold_best(frame: pd.DataFrame) -> pd.DataFrame:
+        marks = pd.DataFrame("", index=frame.index, columns=frame.columns)
+        for group in frame.columns.get_level_values(0).unique():
+            values = frame[group]
+            best = values.min(axis=1) if lower_is_better else values.max(axis=1)
+            marks.loc[:, group] = values.eq(best, axis=0).map(lambda is_best: "font-weight: bold" if is_best else "").to_numpy()
+        return marks
+
+    return styled(table, caption, digits).apply(bold_best, axis=None)
+
+
+def miracl_beside_the_paper(metric: str, ours: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """The paper's Tables 12-13 for one metric (``ndcg@10`` or ``recall@100``): rows its languages in its
+    order, then Mean and Median as printed; columns (model, strategy). Each of ``ours`` (a run's
+    summary: languages × metrics) adds a column ("ours", run) on the same rows (– where it lacks one)."""
+    from hybridir.paper import paper_table
+
+    printed = paper_table("miracl")
+    printed = printed[printed.metric == metric]
+    if printed.empty:
+        raise ValueError(f"the paper's MIRACL tables have no metric {metric!r}; use ndcg@10 or recall@100")
+    table = printed.pivot_table(index="query_language", columns=["model", "sampling"], values="value", sort=False)
+    table = table.reindex(index=list(printed.query_language.unique()))
+    for run, summary in (ours or {}).items():
+        table["ours", run] = summary[metric].reindex(table.index)
+    table.columns.names = ["", "strategy"]
+    table.index.name = "query language"
+    return table

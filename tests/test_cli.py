@@ -29,6 +29,7 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
     (["--dataset", "xquad-r", "--candidate-text", "paragraph"], "unknown candidate text"),
     (["--dataset", "miracl", "--languages", "xx"], "no dev language"),
     (["--dataset", "xquad-r", "--batch-size", "0"], "at least 1"),
+    (["--dataset", "xquad-r", "--max-length", "4"], "--max-length must be an integer of at least 8"),
     (["--dataset", "scifact", "--max-question-ids", "5"], "--max-question-ids does not apply"),
     (["--dataset", "mlqa-r", "--corpus-dataset", "scifact"], "--corpus-dataset does not apply"),
     (["--dataset", "scifact", "--per-query"], "--per-query does not apply"),
@@ -54,6 +55,7 @@ def test_evaluate_lareqa_subset_end_to_end(capsys, tmp_path, tiny_xlmr_folder):
     assert (run.tidy.model == "XLM-R base").all()
     assert list(run.summary.index) == ["en", "de", "Mean"]
     assert run.provenance["config"]["max_question_ids"] == 8
+    assert run.provenance["config"]["model_spec"]["max_seq_length"] == 256  # XLM-R's own without --max-length
     assert {"versions", "hardware", "date", "data_checksum", "model_fingerprint"} <= set(run.provenance)
     assert run.provenance["data_checksum"].endswith("first-8-ids")
     assert "subset of 8 question ids" in provenance_note(run.provenance)
@@ -63,6 +65,14 @@ def test_evaluate_lareqa_subset_end_to_end(capsys, tmp_path, tiny_xlmr_folder):
     assert (out / "runs" / "multi-en.trec").is_file() and (out / "runs" / "multi-de.trec").is_file()
     per_query = pd.read_csv(out / "per_query.csv.gz")
     assert set(per_query.setting) == {"mono", "cross", "multi"} and set(per_query.query_language) == {"en", "de"}
+
+
+def test_max_length_sets_the_evaluated_models_length(tiny_xlmr_folder):
+    from hybridir.evaluation.run import EvaluationConfig, evaluated_model
+
+    config = EvaluationConfig(model="xlm-roberta-base", model_path=str(tiny_xlmr_folder), max_length=64)
+    assert evaluated_model(config).max_seq_length == 64
+    assert evaluated_model(EvaluationConfig(model="xlm-roberta-base", model_path=str(tiny_xlmr_folder))).max_seq_length == 256
 
 
 def write_beir(root, docs: dict[str, str], queries: dict[str, str], qrels: list[tuple[str, str, int]]):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -20,9 +22,9 @@ def counted(monkeypatch):
     calls: list[list] = []
     real = encoding._encode_now
 
-    def spy(model, texts, role, batch_size, show_progress):
+    def spy(model, texts, role, batch_size, progress):
         calls.append(list(texts))
-        return real(model, texts, role, batch_size, show_progress)
+        return real(model, texts, role, batch_size, progress)
 
     monkeypatch.setattr(encoding, "_encode_now", spy)
     return calls
@@ -102,3 +104,23 @@ def test_encoding_time_is_recorded_beside_the_cache(tiny_spec):
     encoding.encode(tiny_spec, texts, "query", show_progress=False)
     record = encoding.encoding_record(tiny_spec, texts, "query")
     assert record["texts"] == 2 and record["seconds"] > 0 and record["resumed_shards"] == 0
+
+
+def test_batches_are_sentence_transformers_own_so_embeddings_are_bit_identical(tiny_spec, xquad):
+    """One encode() call per batch, for a labelled progress bar, gives exactly the vectors of one encode() call
+    over everything: the same length-sorted batches, so the same padding (real XQuAD-R texts, pairs too)."""
+    texts = xquad.questions.text.tolist()[:150] + list(zip(xquad.candidates.sentence[:70], xquad.candidates.context[:70]))
+    spec = replace(tiny_spec, max_seq_length=96)  # within the tiny model's 130 positions; paragraphs still truncate
+    ours = encoding.encode(spec, texts, "passage", batch_size=16, use_cache=False, show_progress=False)
+    unique, inverse = encoding._unique(texts)  # what encode() hands the model: each distinct text once
+    theirs = encoding._encoder(spec).encode([t if isinstance(t, str) else list(t) for t in unique],
+                                                 prompt_name="passage", batch_size=16, normalize_embeddings=True,
+                                                 convert_to_numpy=True, show_progress_bar=False)
+    np.testing.assert_array_equal(ours, theirs[inverse])
+
+
+def test_the_progress_bar_says_what_it_encodes(tiny_spec, capsys):
+    encoding.encode(tiny_spec, ["one", "two", "three"], "query", batch_size=2, use_cache=False,
+                    label="xquad-r, 11 languages: questions")
+    bar = capsys.readouterr().err
+    assert "xquad-r, 11 languages: questions" in bar and "2/2" in bar and "Batches" not in bar

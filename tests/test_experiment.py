@@ -16,7 +16,8 @@ from hybridir.evaluation.lareqa import lareqa_results
 from hybridir.evaluation.run import EvaluationConfig
 from hybridir.experiment.claims import CLAIMS, check_claims, decide
 from hybridir.experiment.presets import PRESETS, Direction, ExperimentPreset
-from hybridir.experiment.report import (Experiment, alpha_sweep, cross_pair_make_up, curves, format_mean_std,
+from hybridir.experiment.report import (Experiment, alpha_sweep, best_strategy, best_strategy_agreement,
+                                        cross_pair_make_up, curves, format_mean_std, per_language_beside_the_paper,
                                         language_bias, parse_run, stage_times, strategy_table, training_losses)
 from hybridir.experiment.runner import reproduce, stages, training_folder
 from hybridir.experiment.statistics import compare, paired_permutation_p, seed_query_bootstrap
@@ -48,6 +49,8 @@ def test_the_cpu_preset_expands_to_the_issue_s_experiment():
     assert [s.run for s in beir] == ["zero-shot", "mono-s0", "cross-s0", "hybrid-s0"]
     assert beir[0].training is None and all(s.training.train == ["mlqa-r"] for s in beir[1:])
     assert len(planned) == 14 + 16 + 4
+    # every model is read at the base model's length, not a trained run's training length (128)
+    assert {s.evaluation.max_length for s in planned if s.evaluation} == {512}
 
 
 def test_preset_errors_name_the_fix():
@@ -227,10 +230,15 @@ def smoke_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_smoke_preset_runs_every_stage_then_takes_all_from_the_cache(smoke_results, capsys):
+    first = json.loads((smoke_results / "experiment.json").read_text())["stages"]
     capsys.readouterr()
     assert main(["reproduce", "--preset", "smoke", "--output", str(smoke_results)]) == 0
     planned = len(stages(PRESETS["smoke"]))
     assert f"{planned} stages ({planned} cached)" in capsys.readouterr().out
+    again = json.loads((smoke_results / "experiment.json").read_text())["stages"]
+    # A cached stage keeps the time it took when it was computed.
+    assert [s["computed_seconds"] for s in again] == [s["seconds"] for s in first]
+    assert all(not s["cached"] for s in first) and all(s["cached"] for s in again)
 
 
 def test_smoke_results_give_every_table_of_the_experiment_page(smoke_results):
@@ -253,3 +261,26 @@ def test_smoke_results_give_every_table_of_the_experiment_page(smoke_results):
     verdicts, relations = check_claims(experiment, lead, n_resamples=500)
     assert verdicts.claim.tolist() == [claim.text for claim in CLAIMS]
     assert set(relations.seeds) == {"2 vs 2"} and relations["p (seeds × queries)"].between(0, 1).all()
+
+
+def test_per_language_tables_put_the_papers_rows_beside_our_seed_means(smoke_results):
+    from hybridir.paper import paper_summary
+
+    experiment = Experiment.load(smoke_results)
+    lead = experiment.directions[0]
+    table = per_language_beside_the_paper(experiment, lead, "multi", "rank_distance")
+    assert list(table.index) == list(paper_summary("LaBSE", "xquad-r", "Hybrid").index)  # the paper's order, Mean last
+    assert table.loc["ar", ("paper LaBSE", "X-X-mono")] == pytest.approx(332.4)  # Table 7 as printed
+    means = strategy_table(experiment, lead)["mean"]["rank distance"]
+    for strategy in ("X-X-mono", "X-Y", "Hybrid"):
+        assert table.loc["Mean", ("ours", strategy)] == pytest.approx(means[strategy])
+    agreement = best_strategy_agreement(experiment, lead)
+    assert agreement.loc["rank distance", "best on Mean: paper LaBSE"] == "Hybrid"
+    assert agreement["same best as LaBSE"].str.endswith("of 11").all()
+
+
+def test_best_strategy_takes_the_maximum_or_for_rank_distance_the_minimum():
+    table = pd.DataFrame([[1.0, 3.0, 2.0, 5.0]], index=["en"], columns=pd.MultiIndex.from_tuples(
+        [("paper", "X-Y"), ("paper", "Hybrid"), ("ours", "X-Y"), ("ours", "Hybrid")]))
+    assert best_strategy(table, lower_is_better=False).loc["en"].to_dict() == {"paper": "Hybrid", "ours": "Hybrid"}
+    assert best_strategy(table, lower_is_better=True).loc["en"].to_dict() == {"paper": "X-Y", "ours": "X-Y"}

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import papermill
 import pytest
 
 from hybridir.book import NOTEBOOKS, PRESETS, RESULTS
 from hybridir.paper import paper_summary
-from hybridir.tables import compare_means, headline, load_run, side_by_side
+from hybridir.tables import (compare_means, headline, load_run, miracl_beside_the_paper, side_by_side, styled,
+                             styled_by_setting, styled_with_best)
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = RESULTS / "zero-shot"
@@ -42,6 +45,46 @@ def test_committed_results_are_complete_with_provenance(name):
     assert run.tidy.value.notna().any()
 
 
+def test_a_beir_summary_keeps_its_first_row():
+    """BEIR summaries have one header row: their first row (the queries' language) is data, not a header."""
+    summary = load_run(COMMITTED / "scifact").summary
+    assert list(summary.index) == ["en", "Mean"] and list(summary.columns) == ["ndcg@10", "recall@100", "map"]
+
+
+def test_styled_tables_show_counts_as_integers_fractions_rounded_and_a_dash_for_missing():
+    table = pd.DataFrame({("mono", "map"): [0.81234, float("nan")], ("multi", "rank_distance"): [228.44, 12.0],
+                          ("multi", "map"): [0.5, 0.25]}, index=["en", "Mean"])
+    html = styled(table, "a caption").to_html()
+    cells = re.findall(r'<td [^>]*>([^<]*)</td>', html)
+    assert cells == ["0.812", "228.4", "0.500", "–", "12", "0.250"]
+    assert "<caption>a caption</caption>" in html
+    mono, multi = styled_by_setting(table, "XQuAD-R")
+    assert mono.caption == "XQuAD-R — Mo." and list(multi.data.columns) == ["rank_distance", "map"]
+
+
+def bold_cells(html: str) -> set[str]:
+    """The cells a Styler's CSS sets in bold (``row0_col1``…)."""
+    rules = re.findall(r"([^{}]+)\{\s*font-weight: bold;", html)
+    return {cell for selectors in rules for cell in re.findall(r"_(row\d+_col\d+)", selectors)}
+
+
+def test_the_best_strategy_of_each_source_is_bold():
+    table = pd.DataFrame([[0.5, 0.7, 0.9, 0.2]], index=["en"], columns=pd.MultiIndex.from_tuples(
+        [("paper", "X-Y"), ("paper", "Hybrid"), ("ours", "X-Y"), ("ours", "Hybrid")]))
+    assert bold_cells(styled_with_best(table, "c").to_html()) == {"row0_col1", "row0_col2"}  # 0.7 and 0.9
+    assert bold_cells(styled_with_best(table, "c", lower_is_better=True).to_html()) == {"row0_col0", "row0_col3"}
+
+
+def test_miracl_tables_are_the_papers_with_our_runs_on_the_same_rows():
+    ours = pd.DataFrame({"ndcg@10": [0.5, 0.45]}, index=["sw", "Mean"])
+    table = miracl_beside_the_paper("ndcg@10", {"zero-shot": ours})
+    assert list(table.index[:2]) == ["sw", "bn"] and list(table.index[-2:]) == ["Mean", "Median"]
+    assert table.loc["sw", ("XLM-R", "X-X-mono")] == pytest.approx(0.3319)  # Table 12 as printed
+    assert table.loc["sw", ("ours", "zero-shot")] == 0.5 and pd.isna(table.loc["bn", ("ours", "zero-shot")])
+    with pytest.raises(ValueError, match="use ndcg@10 or recall@100"):
+        miracl_beside_the_paper("map")
+
+
 def test_committed_xquad_r_table_is_the_full_protocol():
     run = load_run(COMMITTED / "xquad-r")
     maps = run.tidy[run.tidy.metric == "map"]
@@ -50,20 +93,23 @@ def test_committed_xquad_r_table_is_the_full_protocol():
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS)
-def test_notebook_runs_on_the_committed_results(notebook, tmp_path):
+def test_notebook_runs_from_the_repository_root_as_a_user_types_it(notebook, tmp_path):
+    """`papermill notebooks/NAME.ipynb out.ipynb` from the repository root, on the default parameters (the
+    book's build runs them from notebooks/, nbmake too)."""
     output = tmp_path / f"{notebook}.ipynb"
     papermill.execute_notebook(ROOT / "notebooks" / f"{notebook}.ipynb", output, kernel_name="python3",
-                               parameters={"results_dir": str(COMMITTED), "run_dir": str(COMMITTED),
-                                           "preset": "full"},
-                               cwd=str(ROOT / "notebooks"), progress_bar=False)
+                               parameters={"n_resamples": 200} if notebook == "experiment" else {},
+                               cwd=str(ROOT), progress_bar=False)
     executed = nbformat.read(output, as_version=4)
-    assert executed.cells[1].metadata.get("tags") == ["parameters"]
+    tags = [cell.metadata.get("tags", []) for cell in executed.cells]
+    assert "google.colab" in executed.cells[1].source and tags[1] == ["remove-cell"]  # Colab's set-up comes first
+    assert tags[2] == ["parameters"]
     errors = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if o.output_type == "error"]
     assert not errors
     shown = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])
-             if "text/html" in o.get("data", {})]
-    assert shown, "the notebook displayed no table"
+             if "text/html" in o.get("data", {}) or "text/markdown" in o.get("data", {})]
+    assert shown, "the notebook displayed nothing"
 
 
 def test_headline_quotes_both_means():

@@ -16,7 +16,8 @@ from interruption import StopAt  # tests/ is on sys.path (pytest's rootdir-relat
 from hybridir.cli import main
 from hybridir.training.callbacks import NonFiniteLossError
 from hybridir.training.config import TrainingConfig
-from hybridir.training.trainer import train
+from hybridir.training import trainer as trainer_module
+from hybridir.training.trainer import device_loop_settings, train
 
 LANGUAGES = ("en", "de", "fr")
 
@@ -71,6 +72,23 @@ def test_resume_reaches_the_same_weights_across_an_epoch_boundary(tmp_path, tiny
     resumed_losses = {entry["step"]: entry["loss"] for entry in resumed["train_loss"]}
     for step in (13, 14):
         assert resumed_losses[step] == pytest.approx(losses[step], abs=1e-6)
+
+
+def test_tokenising_in_worker_processes_leaves_the_run_unchanged(tmp_path, tiny_train_file, tiny_xlmr_folder,
+                                                                monkeypatch):
+    """The GPU's data loading (batches tokenised by worker processes started each epoch), run here on the CPU
+    with the optimiser held fixed, ends across an epoch boundary on the in-process loader's weights: the
+    same batches and the same dropout stream."""
+    gpu_loading = device_loop_settings(True) | {"optim": device_loop_settings(False)["optim"]}
+    assert gpu_loading["dataloader_num_workers"] > 0
+    config = tiny_config(tiny_train_file, tiny_xlmr_folder)
+    in_process = train(config, tmp_path / "in-process", show_progress=False)
+    monkeypatch.setattr(trainer_module, "device_loop_settings", lambda cuda: gpu_loading)
+    workers = train(config, tmp_path / "workers", show_progress=False)
+    assert workers["batches"] == in_process["batches"] and workers["steps"] == in_process["steps"] == 14
+    reference, final = weights(tmp_path / "in-process" / "model"), weights(tmp_path / "workers" / "model")
+    for name, tensor in reference.items():
+        torch.testing.assert_close(final[name], tensor, rtol=0, atol=1e-6, msg=name)
 
 
 def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_train_file, tiny_xlmr_folder,

@@ -54,8 +54,10 @@ def embed_lareqa(model: ModelSpec, data: LAReQA, candidate_text: str = "sentence
                  batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """(question vectors, candidate vectors), rows aligned with ``data.questions`` / ``data.candidates``."""
     candidate_texts = candidate_inputs(data, candidate_text)  # a bad choice fails before any encoding
-    questions = encode(model, data.questions.text.tolist(), "query", batch_size=batch_size)
-    return questions, encode(model, candidate_texts, "passage", batch_size=batch_size)
+    where = f"{data.name}, {len(data.languages)} language{'s' if len(data.languages) > 1 else ''}"
+    questions = encode(model, data.questions.text.tolist(), "query", batch_size=batch_size,
+                       label=f"{where}: questions")
+    return questions, encode(model, candidate_texts, "passage", batch_size=batch_size, label=f"{where}: candidates")
 
 
 def evaluate_lareqa(data: LAReQA, question_vectors: np.ndarray, candidate_vectors: np.ndarray,

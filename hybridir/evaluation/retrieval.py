@@ -54,9 +54,10 @@ def evaluate_corpus(model: ModelSpec, queries: pd.DataFrame, corpus: pd.DataFram
     if not judged.any():
         raise ValueError(f"{dataset}: no query has a relevant judgement; check that queries and qrels match")
     queries = queries[judged]
-    query_vectors = encode(model, queries.text.tolist(), "query", batch_size=batch_size)
+    where = f"{dataset} {query_language}" + (f"→{candidate_language}" if candidate_language != query_language else "")
+    query_vectors = encode(model, queries.text.tolist(), "query", batch_size=batch_size, label=f"{where}: queries")
     document_vectors = encode(model, document_texts(corpus.title.tolist(), corpus.text.tolist()), "passage",
-                              batch_size=batch_size)
+                              batch_size=batch_size, label=f"{where}: documents")
     run = search(query_vectors, document_vectors, queries.query_id.tolist(), corpus.doc_id.tolist(), depth)
     per_query = pd.DataFrame.from_dict(evaluate_run(run, qrels, tuple(metrics)), orient="index")
     return pd.DataFrame([

@@ -10,7 +10,7 @@ import pandas as pd
 from hybridir.data.lareqa import DATASETS as LAREQA_DATASETS
 from hybridir.evaluation.lareqa import SETTINGS
 from hybridir.models.precision import DEFAULT_PRECISION
-from hybridir.models.spec import resolve_model
+from hybridir.models.spec import ModelSpec, resolve_model
 from hybridir.provenance import provenance, write_provenance
 
 PER_QUERY = "per_query.csv.gz"
@@ -33,11 +33,15 @@ class EvaluationConfig:
     trec_runs: bool = False
     per_query: bool = False  # LAReQA: also write per_query.csv.gz (the units of paired significance tests)
     precision: str = DEFAULT_PRECISION  # fp32 | bf16 | fp16 | auto (see hybridir.models.precision)
+    # Tokens per text; None = the model's own (a trained run keeps its training length, e.g. 128).
+    max_length: int | None = None
 
 
 def run_evaluation(config: EvaluationConfig, output: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Evaluate, write the three files to ``output`` and return (tidy, summary)."""
-    model = resolve_model(config.model, path=config.model_path, precision=config.precision)
+    if config.max_length is not None and (isinstance(config.max_length, bool) or config.max_length < 8):
+        raise ValueError(f"--max-length must be an integer of at least 8 tokens, got {config.max_length}")
+    model = evaluated_model(config)
     if config.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {config.batch_size}")
     _check_options_fit_dataset(config)
@@ -55,6 +59,12 @@ def run_evaluation(config: EvaluationConfig, output: Path) -> tuple[pd.DataFrame
     write_provenance(output, provenance(asdict(config) | {"model_spec": asdict(model)}, checksum,
                                         model.fingerprint()))
     return tidy, summary
+
+
+def evaluated_model(config: EvaluationConfig) -> ModelSpec:
+    """The model as the evaluation runs it: its precision, and ``max_length`` where one is given."""
+    length = {} if config.max_length is None else {"max_seq_length": config.max_length}
+    return resolve_model(config.model, path=config.model_path, precision=config.precision, **length)
 
 
 def _check_options_fit_dataset(config: EvaluationConfig) -> None:

@@ -71,6 +71,9 @@ class Experiment:
     def summary(self, direction: str, run: str) -> pd.DataFrame:
         return load_run(self.folder / EVALUATIONS / direction / run).summary
 
+    def tidy(self, direction: str, run: str) -> pd.DataFrame:
+        return load_run(self.folder / EVALUATIONS / direction / run).tidy
+
     def per_query(self, direction: str, run: str) -> pd.DataFrame:
         return pd.read_csv(self.folder / EVALUATIONS / direction / run / PER_QUERY, keep_default_na=False,
                            na_values=[""], dtype={"qid": str, "query_language": str, "top_language": str})
@@ -79,10 +82,12 @@ class Experiment:
         return json.loads((self.folder / RUNS / direction / run / "run.json").read_text())
 
     def curve(self, direction: str, run: str) -> pd.DataFrame | None:
-        from hybridir.training.callbacks import read_curve
-
+        """A run's checkpoint curve (``RetrievalCurveCallback``), one row per step: a resumed run recomputes
+        the steps after its checkpoint, and the later row wins."""
         path = self.folder / RUNS / direction / run / "curve.csv"
-        return read_curve(path) if path.is_file() else None
+        if not path.is_file():
+            return None
+        return pd.read_csv(path).drop_duplicates("step", keep="last").sort_values("step").reset_index(drop=True)
 
 
 def headline(summary: pd.DataFrame) -> pd.Series:
@@ -235,12 +240,17 @@ def beir_table(experiment: Experiment) -> pd.DataFrame:
 
 
 def stage_times(experiment: Experiment) -> pd.DataFrame:
-    """Wall time per kind of stage (train, evaluate, beir), in minutes, from ``experiment.json``."""
+    """Wall time per kind of stage (train, evaluate, beir), in minutes, from ``experiment.json``: each stage's
+    time when it was computed, so a rerun that took stages from the cache still shows what they cost (a
+    stage computed before the records kept that time counts as unknown, and the column says how many)."""
     stages = pd.DataFrame(experiment.record["stages"])
-    table = stages.groupby("kind", sort=False).agg(stages=("stage", "size"), minutes=("seconds", "sum"))
-    table["minutes"] = (table["minutes"] / 60).round(1)
-    table.loc["total"] = [len(stages), round(stages.seconds.sum() / 60, 1)]
-    return table
+    if "computed_seconds" not in stages:  # a record from before computed_seconds: this invocation's times
+        stages["computed_seconds"] = stages["seconds"].where(~stages["cached"])
+    table = stages.groupby("kind", sort=False).agg(stages=("stage", "size"), minutes=("computed_seconds", "sum"),
+                                                   unknown=("computed_seconds", lambda s: int(s.isna().sum())))
+    table.loc["total"] = [len(stages), stages.computed_seconds.sum(), int(stages.computed_seconds.isna().sum())]
+    table["minutes"] = (table["minutes"].astype(float) / 60).round(1)
+    return table.astype({"stages": int, "unknown": int})
 
 
 PAPER_COLUMNS = {("mono", "map"): "Mo. mAP", ("cross", "map"): "Cr. mAP", ("multi", "map"): "Mul. mAP",
@@ -267,3 +277,93 @@ def beside_the_paper(experiment: Experiment, direction: str) -> pd.DataFrame:
     table = pd.concat([paper, ours])
     table.index.names = ["model", "strategy"]
     return table
+
+
+# The paper's per-language tables: (dataset, model) -> table number; rank distance is Table 7 / 8.
+PAPER_LANGUAGE_TABLES = {("xquad-r", "XLM-R"): 3, ("mlqa-r", "XLM-R"): 4, ("xquad-r", "LaBSE"): 5,
+                         ("mlqa-r", "LaBSE"): 6}
+PAPER_RANK_DISTANCE_TABLES = {"xquad-r": 7, "mlqa-r": 8}
+PAPER_MODELS = ("XLM-R", "LaBSE")
+OURS = "ours"
+
+
+def per_language_beside_the_paper(experiment: Experiment, direction: str, setting: str,
+                                  metric: str) -> pd.DataFrame:
+    """The paper's Tables 3-8 layout for one (setting, metric) of the evaluation dataset: per query
+    language, the paper's XLM-R and LaBSE values per strategy (printed), then ours (mean over seeds).
+
+    Rows: the paper's languages in its order, then ``Mean``; columns: (source, strategy).
+    """
+    from hybridir.paper import paper_summary
+
+    dataset = direction.split("_to_")[1]
+    columns: dict[tuple[str, str], pd.Series] = {}
+    for model in PAPER_MODELS:
+        for strategy in ("mono", "cross", "hybrid"):
+            columns[f"paper {model}", STRATEGY_NAMES[strategy]] = paper_summary(
+                model, dataset, STRATEGY_NAMES[strategy])[(setting, metric)]
+    runs = experiment.runs(direction)
+    runs = runs[~runs.sweep]
+    for strategy in ("mono", "cross", "hybrid"):
+        seeds = [experiment.summary(direction, run)[(setting, metric)] for run in runs[runs.strategy == strategy].run]
+        columns[OURS, STRATEGY_NAMES[strategy]] = pd.concat(seeds, axis=1).mean(axis=1)
+    table = pd.DataFrame(columns)
+    order = list(paper_summary(PAPER_MODELS[0], dataset, "Hybrid").index)
+    table = table.reindex([language for language in order if language in table.index])
+    table.columns.names = ["", "strategy"]
+    table.index.name = "query language"
+    return table
+
+
+def best_strategy(table: pd.DataFrame, lower_is_better: bool) -> pd.DataFrame:
+    """For a :func:`per_language_beside_the_paper` table: each row's best strategy per source."""
+    best = {}
+    for source in table.columns.get_level_values(0).unique():
+        values = table[source]
+        best[source] = values.idxmin(axis=1) if lower_is_better else values.idxmax(axis=1)
+    return pd.DataFrame(best)
+
+
+def best_strategy_agreement(experiment: Experiment, direction: str) -> pd.DataFrame:
+    """Per (setting, metric) of the paper's tables: in how many query languages our best strategy is the
+    paper's best for XLM-R and for LaBSE, and the best strategy of each on the Mean row."""
+    rows = []
+    for (setting, metric), label in HEADLINE.items():
+        best = best_strategy(per_language_beside_the_paper(experiment, direction, setting, metric),
+                             lower_is_better=metric == "rank_distance")
+        languages = best.drop(index="Mean")
+        row = {"metric": label}
+        for model in PAPER_MODELS:
+            row[f"same best as {model}"] = f"{int((languages[OURS] == languages[f'paper {model}']).sum())} of {len(languages)}"
+        row |= {f"best on Mean: {source}": best.loc["Mean", source] for source in best.columns}
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("metric")
+
+
+def language_pair_maps(experiment: Experiment, direction: str, metric: str = "map") -> dict[str, pd.DataFrame]:
+    """Per strategy (zero-shot first): the query × candidate language matrix of ``metric`` (Mo. on the
+    diagonal, Cr. elsewhere), mean over seeds."""
+    from hybridir.evaluation.lareqa import cross_matrix
+
+    runs = experiment.runs(direction)
+    runs = runs[~runs.sweep]
+    maps = {}
+    for strategy in (ZERO_SHOT, "mono", "cross", "hybrid"):
+        matrices = [cross_matrix(experiment.tidy(direction, run), metric)
+                    for run in runs[runs.strategy == strategy].run]
+        if matrices:
+            maps[STRATEGY_NAMES[strategy]] = sum(matrices) / len(matrices)
+    return maps
+
+
+def rank_distances(experiment: Experiment, direction: str) -> pd.DataFrame:
+    """Each query's rank distance in the multilingual pool, per run: query language, strategy, seed, value
+    (sweep runs left out)."""
+    runs = experiment.runs(direction)
+    frames = []
+    for run, strategy, seed in runs[~runs.sweep][["run", "strategy", "seed"]].itertuples(index=False):
+        queries = experiment.per_query(direction, run)
+        queries = queries[queries.setting == "multi"]
+        frames.append(pd.DataFrame({"query language": queries.query_language, "strategy": STRATEGY_NAMES[strategy],
+                                    "seed": seed, "rank distance": queries.rank_distance}))
+    return pd.concat(frames, ignore_index=True)

@@ -12,8 +12,9 @@ Stages, in the order they run (the lead direction first, so an interrupted run h
 3. ``beir``: the zero-shot model and the lead direction's first-seed models on BEIR, into
    ``beir/<dataset>/<run>/``.
 
-``experiment.json`` records the preset, each stage's wall time and whether it was cached, and the
-provenance of the whole run.
+``experiment.json`` records the preset, each stage's wall time in this invocation (``seconds``), whether
+it was cached, the time it took when it was computed (``computed_seconds``, carried over from the
+previous record for a cached stage), and the provenance of the whole run.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from hybridir.evaluation.run import EvaluationConfig
+from hybridir.evaluation.run import EvaluationConfig, evaluated_model
 from hybridir.experiment.presets import Direction, ExperimentPreset
+from hybridir.models.spec import resolve_model
 from hybridir.paths import cache_dir
 from hybridir.provenance import hardware, versions, write_json
 from hybridir.training.config import TrainingConfig
@@ -68,17 +70,20 @@ def stages(preset: ExperimentPreset) -> list[Stage]:
                 config = replace(preset.training, train=[direction.train], strategy="hybrid", seed=seeds[0],
                                  alpha=alpha)
                 trains.append(Stage("train", direction, run_label("hybrid", seeds[0], alpha), training=config))
+    # Every model reads texts at the base model's length (a trained one would keep its training length).
+    length = resolve_model(preset.training.model, path=preset.training.model_path).max_seq_length
     ordered: list[Stage] = []
     for direction in preset.directions:
         evaluation = replace(preset.evaluation, dataset=direction.evaluate, model=preset.training.model,
-                             model_path=preset.training.model_path)
+                             model_path=preset.training.model_path, max_length=length)
         ordered.append(Stage("evaluate", direction, ZERO_SHOT, evaluation=evaluation))
         for train in (stage for stage in trains if stage.direction == direction):
             ordered += [train, Stage("evaluate", direction, train.run, training=train.training, evaluation=evaluation)]
     first_seed = {run_label(strategy, preset.seeds[0]) for strategy in preset.strategies}
     for dataset in preset.beir:
         config = EvaluationConfig(dataset=dataset, model=preset.training.model, model_path=preset.training.model_path,
-                                  precision=preset.evaluation.precision, batch_size=preset.evaluation.batch_size)
+                                  precision=preset.evaluation.precision, batch_size=preset.evaluation.batch_size,
+                                  max_length=length)
         ordered.append(Stage("beir", None, ZERO_SHOT, evaluation=config))
         ordered += [Stage("beir", lead, stage.run, training=stage.training, evaluation=config)
                     for stage in trains if stage.direction == lead and stage.run in first_seed]
@@ -91,6 +96,7 @@ def reproduce(preset: ExperimentPreset, results: Path, work: Path | None = None)
     if results.exists() and not results.is_dir():
         raise FileExistsError(f"--output {results} is a file; give a folder")
     planned = stages(preset)
+    computed_before = _computed_seconds(results / RECORD)
     results.mkdir(parents=True, exist_ok=True)
     record = {"preset": json.loads(json.dumps(asdict(preset))), "stages": [], "versions": versions(),
               "hardware": hardware()}
@@ -100,12 +106,22 @@ def reproduce(preset: ExperimentPreset, results: Path, work: Path | None = None)
         started = time.perf_counter()
         cached = _run_stage(stage, preset, results, work)
         seconds = round(time.perf_counter() - started, 1)
+        computed = computed_before.get(stage.name) if cached else seconds
         record["stages"].append({"stage": stage.name, "kind": stage.kind, "run": stage.run, "cached": cached,
-                                 "seconds": seconds})
+                                 "seconds": seconds, "computed_seconds": computed})
         record["wall_seconds"] = round(time.perf_counter() - began, 1)
         record["date"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         write_json(results / RECORD, record)
     return record
+
+
+def _computed_seconds(record: Path) -> dict[str, float]:
+    """Each stage's time when it was computed, from a previous ``experiment.json`` (empty if none)."""
+    if not record.is_file():
+        return {}
+    stages = json.loads(record.read_text()).get("stages", [])
+    return {stage["stage"]: stage["computed_seconds"] if "computed_seconds" in stage else stage["seconds"]
+            for stage in stages if "computed_seconds" in stage or not stage["cached"]}
 
 
 def training_folder(stage: Stage, work: Path) -> Path:
@@ -181,11 +197,10 @@ def _evaluated(config: EvaluationConfig, output: Path) -> bool:
     saved = output / "provenance.json"
     if not saved.is_file() or not (output / "summary.csv").is_file():
         return False
-    from hybridir.models.spec import resolve_model
 
     previous = json.loads(saved.read_text())
     current = json.loads(json.dumps(asdict(config)))
-    fingerprint = resolve_model(config.model, path=config.model_path, precision=config.precision).fingerprint()
+    fingerprint = evaluated_model(config).fingerprint()
     same_config = {k: v for k, v in previous["config"].items() if k != "model_spec"} == current
     return same_config and previous["model_fingerprint"] == fingerprint
 

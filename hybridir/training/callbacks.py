@@ -134,11 +134,3 @@ class RetrievalCurveCallback(TrainerCallback):
             if new:
                 handle.write(",".join(row) + "\n")
             handle.write(",".join(str(value) for value in row.values()) + "\n")
-
-
-def read_curve(path: Path):
-    """A curve file as a table, one row per step: a resumed run recomputes steps after its checkpoint,
-    and the later row wins."""
-    import pandas as pd
-
-    return pd.read_csv(path).drop_duplicates("step", keep="last").sort_values("step").reset_index(drop=True)
