@@ -4,9 +4,9 @@ The notebooks in ``notebooks/`` are thin: they read committed results (``results
 numbers (``data/paper/``). Jupyter Book executes them itself and caches their outputs
 (``_config.yml``), so ``jupyter-book build .`` alone builds the whole book on a fresh clone.
 ``hybridir book`` first evaluates a preset into ``_build/runs/`` (the page "The run this build
-computed" executes on every build to show it), drops the notebook cache when the results, the
-paper's numbers or the package changed since the last build (jupyter-cache keys on the notebooks'
-code only), and builds with warnings as errors. Papermill reruns one notebook with other parameters.
+computed" shows it), drops the notebook cache when the results, the paper's numbers, the package or
+those runs changed since the last build (jupyter-cache keys on the notebooks' code only), and builds
+with warnings as errors. Papermill reruns one notebook with other parameters.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ RESULTS = ROOT / "results"
 BUILD = ROOT / "_build"
 NOTEBOOK_CACHE = BUILD / ".jupyter_cache"
 SPHINX_ENVIRONMENT = BUILD / ".doctrees"  # without it Sphinx rereads every page, so the notebooks run again
-# What the notebooks' outputs depend on besides their own code.
-NOTEBOOK_INPUTS = (RESULTS, ROOT / "data" / "paper", ROOT / "hybridir")
+# What the notebooks' outputs depend on besides their own code (the build's own runs included).
+NOTEBOOK_INPUTS = (RESULTS, ROOT / "data" / "paper", ROOT / "hybridir", BUILD / "runs")
 
 # smoke: a small real subset that runs in minutes on a laptop CPU (the main job's default);
 # full: every zero-shot table committed under results/ (about an hour on 2 CPU cores).
@@ -79,7 +79,8 @@ def drop_stale_notebook_cache() -> bool:
     changed since the last build (Sphinx rereads only changed sources); True if dropped."""
     digest = hashlib.sha256()
     for folder in NOTEBOOK_INPUTS:
-        for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        files = folder.rglob("*") if folder.is_dir() else ()
+        for path in sorted(p for p in files if p.is_file() and "__pycache__" not in p.parts):
             digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
     stamp = BUILD / "notebook-inputs.sha256"
     stale = not stamp.is_file() or stamp.read_text() != digest.hexdigest()

@@ -15,6 +15,8 @@ if TYPE_CHECKING:  # pandas' Styler needs jinja2, a book dependency
 
 SETTING_NAMES = {"mono": "Mo.", "cross": "Cr.", "multi": "Mul."}
 MISSING = "–"
+# Cells small enough that the paper's nine-column per-language tables fit the page.
+COMPACT = "padding: 0.1em 0.4em; font-size: 0.8rem;"
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,8 @@ def styled(table: pd.DataFrame, caption: str, digits: int = 3) -> Styler:
         return f"{value:.1f}" if abs(value) >= 10 else f"{value:.{digits}f}"
 
     return (table.style.format(number, na_rep=MISSING).set_caption(caption)
-            .set_table_styles([{"selector": "td", "props": "padding: 0.1em 0.4em; text-align: right; font-size: 0.8rem;"},
-                               {"selector": "th", "props": "padding: 0.1em 0.4em; font-size: 0.8rem;"},
+            .set_table_styles([{"selector": "td", "props": f"{COMPACT} text-align: right;"},
+                               {"selector": "th", "props": COMPACT},
                                {"selector": "caption", "props": "font-size: 0.8rem;"}]))
 
 
@@ -109,7 +111,8 @@ def styled_with_best(table: pd.DataFrame, caption: str, lower_is_better: bool = 
         for group in frame.columns.get_level_values(0).unique():
             values = frame[group]
             best = values.min(axis=1) if lower_is_better else values.max(axis=1)
-            marks.loc[:, group] = values.eq(best, axis=0).map(lambda is_best: "font-weight: bold" if is_best else "").to_numpy()
+            is_best = values.eq(best, axis=0)
+            marks.loc[:, group] = is_best.map(lambda flag: "font-weight: bold" if flag else "").to_numpy()
         return marks
 
     return styled(table, caption, digits).apply(bold_best, axis=None)

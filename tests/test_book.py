@@ -45,6 +45,14 @@ def test_colab_set_up_clones_the_books_repository(notebook):
     assert f"--branch {REPOSITORY['branch']} {REPOSITORY['url']} " in cell.source
 
 
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_committed_notebooks_carry_no_outputs_and_no_paths_of_this_machine(notebook):
+    text = (ROOT / "notebooks" / f"{notebook}.ipynb").read_text()
+    cells = nbformat.reads(text, as_version=4).cells
+    assert not [cell for cell in cells if cell.cell_type == "code" and cell.get("outputs")]
+    assert str(ROOT) not in text
+
+
 def test_notebook_cache_is_dropped_when_the_results_change(tmp_path, monkeypatch):
     from hybridir import book
 
@@ -99,5 +107,5 @@ def test_built_page_shows_its_tables_and_figures_in_a_browser(built_book, notebo
         assert heading in text, f"{notebook}: no {heading!r}"
     assert main.count("<table") >= tables, f"{notebook}: {main.count('<table')} tables"
     assert main.count("<img") >= figures, f"{notebook}: {main.count('<img')} figures"
-    assert "Traceback" not in text and "NaN" not in text
+    assert "Traceback" not in text and "NaN" not in text and str(ROOT) not in dom
     assert colab_url(notebook) in dom  # the launch button: this repository, branch and path
