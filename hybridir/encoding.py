@@ -31,7 +31,7 @@ SHARD_SIZE = 4096
 def encode(model: ModelSpec, texts: Sequence[Text], role: Role, *, batch_size: int = 64,
            use_cache: bool = True, show_progress: bool = True, label: str | None = None) -> np.ndarray:
     """L2-normalised float32 embeddings, one row per text (duplicates encoded once); the progress bar says
-    ``label`` (what the texts are: "xquad-r questions, 11 languages"), or the role."""
+    ``label`` (what the texts are: "xquad-r, 11 languages: questions"), or the role."""
     if role not in ("query", "passage"):
         raise ValueError(f"role must be 'query' or 'passage', got {role!r}")
     if batch_size < 1:
