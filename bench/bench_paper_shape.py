@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import TrainerCallback
+from timed_training import StepClock  # same folder
 
 from hybridir.data.lareqa import load_lareqa, subset_lareqa
 from hybridir.data.parallel import lareqa_parallel
@@ -70,26 +70,28 @@ def random_xlmr_folder(folder: Path, shape: dict) -> Path:
     return folder
 
 
-class Clock(TrainerCallback):
-    """Time stamps at the start, after every step, after each validation and after each save."""
+class Clock(StepClock):
+    """The benchmarks' step clock, with the time of each validation and of each save after its step."""
 
     def __init__(self) -> None:
-        self.steps: list[float] = []
+        super().__init__()
         self.validations: list[float] = []
         self.saves: list[float] = []
 
-    def on_train_begin(self, args, state, control, **kwargs) -> None:
-        self.steps.append(time.perf_counter())
-
-    def on_step_end(self, args, state, control, **kwargs) -> None:
-        self.steps.append(time.perf_counter())
-
     def on_evaluate(self, args, state, control, **kwargs) -> None:
-        self.validations.append(time.perf_counter() - self.steps[-1])
+        self.validations.append(time.perf_counter() - self.stamps[-1])
 
     def on_save(self, args, state, control, **kwargs) -> None:
         # From the last step: the validation, the checkpoint and the curve (a callback before this one).
-        self.saves.append(time.perf_counter() - self.steps[-1] - self.validations[-1])
+        self.saves.append(time.perf_counter() - self.stamps[-1] - self.validations[-1])
+
+
+def tokenised_batch(model, spec, queries: list[str], passages: list[str], rows, device: str) -> list[dict]:
+    """Pairs ``rows`` as the MNRL loss takes them: queries and passages tokenised with their prompts, on
+    ``device``."""
+    return [{k: v.to(device) if torch.is_tensor(v) else v
+             for k, v in model.preprocess([texts[i] for i in rows], prompt=prompt).items()}
+            for texts, prompt in ((queries, spec.query_prompt), (passages, spec.passage_prompt))]
 
 
 def trainer_run(folder: Path, steps: int, curve, work: Path) -> tuple[Clock, float, list[float], float]:
@@ -122,9 +124,7 @@ def bare_run(folder: Path, dataset, steps: int) -> tuple[list[float], float]:
     stamps = [time.perf_counter()]
     for _ in range(steps):
         rows = generator.choice(len(queries), PAPER.training.batch_size, replace=False)
-        features = [{k: v.to(device) if torch.is_tensor(v) else v
-                     for k, v in model.preprocess([texts[i] for i in rows], prompt=prompt).items()}
-                    for texts, prompt in ((queries, spec.query_prompt), (passages, spec.passage_prompt))]
+        features = tokenised_batch(model, spec, queries, passages, rows, device)
         with torch.autocast(device, dtype=torch.bfloat16):
             loss = loss_fn(features, None)
         loss.backward()
@@ -159,7 +159,8 @@ def expected_preset_hours(step: float, validation: float, save: float, curve: fl
     and BEIR stage encodes its dataset."""
     lines, total = [], 0.0
     checkpoints = PAPER.training.max_steps // PAPER.training.eval_steps
-    for stage in stages(PAPER):
+    planned = stages(PAPER)
+    for stage in planned:
         if stage.kind == "train":
             curve_cost = curve if stage.direction == PAPER.directions[0] else 0.0
             total += PAPER.training.max_steps * step + checkpoints * (validation + save + curve_cost)
@@ -167,7 +168,7 @@ def expected_preset_hours(step: float, validation: float, save: float, curve: fl
             total += evaluation[stage.evaluation.dataset]
         else:  # BEIR SciFact: 5,183 documents + 300 queries, about a third of XQuAD-R's texts
             total += evaluation["xquad-r"] / 3
-    counts = {kind: sum(s.kind == kind for s in stages(PAPER)) for kind in ("train", "evaluate", "beir")}
+    counts = {kind: sum(s.kind == kind for s in planned) for kind in ("train", "evaluate", "beir")}
     lines.append(f"paper preset: {counts['train']} training stages × {PAPER.training.max_steps} steps, "
                  f"{counts['evaluate']} LAReQA evaluations, {counts['beir']} BEIR stages")
     lines.append(f"expected time on this GPU (no early stop): {total / 3600:.1f} h")
@@ -186,7 +187,8 @@ def main() -> None:
 
     print(f"hardware: {hardware()}\nversions: {versions()} torch {torch.__version__}\n", flush=True)
     dataset, _ = build_pair_dataset([lareqa_parallel("mlqa-r")])
-    curve = subset_lareqa(load_lareqa("xquad-r"), PAPER.curve_question_ids)
+    xquad, mlqa = load_lareqa("xquad-r"), load_lareqa("mlqa-r")
+    curve = subset_lareqa(xquad, PAPER.curve_question_ids)
     with tempfile.TemporaryDirectory() as temporary:
         work = Path(temporary)
         folder = random_xlmr_folder(work / "xlmr-base-random", TINY if args.tiny else XLMR_BASE)
@@ -199,7 +201,7 @@ def main() -> None:
         ours, bare, peaks, validations, saves, curves = [], [], {"ours": [], "bare": []}, [], [], []
         for round_ in range(args.rounds):
             clock, peak, first_losses, curve_seconds = trainer_run(folder, args.steps, curve, work / f"ours-{round_}")
-            ours += list(np.diff(clock.steps)[args.warmup:])
+            ours += list(np.diff(clock.stamps)[args.warmup:])
             peaks["ours"].append(peak)
             validations += clock.validations
             curves.append(curve_seconds)
@@ -209,7 +211,7 @@ def main() -> None:
             bare += list(np.diff(stamps)[args.warmup:])
             peaks["bare"].append(peak)
             _free()
-            print(f"round {round_ + 1}: hybridir step {statistics.median(np.diff(clock.steps)[args.warmup:]):.4f} s, "
+            print(f"round {round_ + 1}: hybridir step {statistics.median(np.diff(clock.stamps)[args.warmup:]):.4f} s, "
                   f"bare step {statistics.median(np.diff(stamps)[args.warmup:]):.4f} s; first losses "
                   f"{' '.join(f'{x:.3f}' for x in first_losses)}", flush=True)
 
@@ -218,8 +220,7 @@ def main() -> None:
                                              batch_size=256, precision="bf16", per_query=True)
         run_evaluation(evaluation_config, work / "evaluation")
         xquad_seconds = time.perf_counter() - began
-        xquad_texts = len(load_lareqa("xquad-r").questions) + len(load_lareqa("xquad-r").candidates)
-        mlqa = load_lareqa("mlqa-r")
+        xquad_texts = len(xquad.questions) + len(xquad.candidates)
         mlqa_seconds = xquad_seconds * (len(mlqa.questions) + len(mlqa.candidates)) / xquad_texts
 
     step_ours, step_bare = statistics.median(ours), statistics.median(bare)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_paper_shape import PAPER, XLMR_BASE, random_xlmr_folder  # same folder
+from bench_paper_shape import PAPER, XLMR_BASE, random_xlmr_folder, tokenised_batch  # same folder
 from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
 from hybridir.data.parallel import lareqa_parallel
@@ -44,9 +44,7 @@ def loop(folder: Path, dataset, steps: int, fused: bool = False, freeze: bool = 
 
     def batch():
         rows = generator.choice(len(queries), PAPER.training.batch_size, replace=False)
-        return [{k: v.to("cuda") if torch.is_tensor(v) else v
-                 for k, v in model.preprocess([texts[i] for i in rows], prompt=prompt).items()}
-                for texts, prompt in ((queries, spec.query_prompt), (passages, spec.passage_prompt))]
+        return tokenised_batch(model, spec, queries, passages, rows, "cuda")
 
     def step_rest(loss) -> None:
         loss.backward()

@@ -82,13 +82,13 @@ def _encode_to_file(model: ModelSpec, texts: list[Text], role: Role, batch_size:
     partial = target.with_suffix(".partial")
     partial.mkdir(parents=True, exist_ok=True)
     shards, seconds, resumed = [], 0.0, 0
+    shards_in_all = -(-len(texts) // SHARD_SIZE)
     for start in range(0, len(texts), SHARD_SIZE):
         shard = partial / f"{start:09d}.npy"
         if shard.exists():
             resumed += 1
         else:
             began = time.perf_counter()
-            shards_in_all = -(-len(texts) // SHARD_SIZE)
             where = f" ({start // SHARD_SIZE + 1}/{shards_in_all})" if progress and shards_in_all > 1 else ""
             vectors = _encode_now(model, texts[start:start + SHARD_SIZE], role, batch_size,
                                   progress and progress + where)

@@ -302,10 +302,9 @@ def per_language_beside_the_paper(experiment: Experiment, direction: str, settin
         for strategy in ("mono", "cross", "hybrid"):
             columns[f"paper {model}", STRATEGY_NAMES[strategy]] = paper_summary(
                 model, dataset, STRATEGY_NAMES[strategy])[(setting, metric)]
-    runs = experiment.runs(direction)
-    runs = runs[~runs.sweep]
     for strategy in ("mono", "cross", "hybrid"):
-        seeds = [experiment.summary(direction, run)[(setting, metric)] for run in runs[runs.strategy == strategy].run]
+        seeds = [experiment.summary(direction, run)[(setting, metric)]
+                 for run in seed_runs(experiment, direction, strategy)]
         columns[OURS, STRATEGY_NAMES[strategy]] = pd.concat(seeds, axis=1).mean(axis=1)
     table = pd.DataFrame(columns)
     order = list(paper_summary(PAPER_MODELS[0], dataset, "Hybrid").index)
@@ -345,12 +344,10 @@ def language_pair_maps(experiment: Experiment, direction: str, metric: str = "ma
     diagonal, Cr. elsewhere), mean over seeds."""
     from hybridir.evaluation.lareqa import cross_matrix
 
-    runs = experiment.runs(direction)
-    runs = runs[~runs.sweep]
     maps = {}
     for strategy in (ZERO_SHOT, "mono", "cross", "hybrid"):
         matrices = [cross_matrix(experiment.tidy(direction, run), metric)
-                    for run in runs[runs.strategy == strategy].run]
+                    for run in seed_runs(experiment, direction, strategy)]
         if matrices:
             maps[STRATEGY_NAMES[strategy]] = sum(matrices) / len(matrices)
     return maps
