@@ -1,7 +1,7 @@
 """The companion end to end: evaluate a small real preset, then build the Jupyter Book.
 
 The notebooks in ``notebooks/`` are thin: they read committed results (``results/``) and the paper's
-numbers (``data/paper/``). Jupyter Book executes them itself and caches their outputs
+numbers (``hybridir/data/paper/``). Jupyter Book executes them itself and caches their outputs
 (``_config.yml``), so ``jupyter-book build .`` alone builds the whole book on a fresh clone.
 ``hybridir book`` first evaluates a preset into ``_build/runs/`` (the page "The run this build
 computed" shows it), drops the notebook cache when the results, the paper's numbers, the package or
@@ -26,7 +26,7 @@ BUILD = ROOT / "_build"
 NOTEBOOK_CACHE = BUILD / ".jupyter_cache"
 SPHINX_ENVIRONMENT = BUILD / ".doctrees"  # without it Sphinx rereads every page, so the notebooks run again
 # What the notebooks' outputs depend on besides their own code (the build's own runs included).
-NOTEBOOK_INPUTS = (RESULTS, ROOT / "data" / "paper", ROOT / "hybridir", BUILD / "runs")
+NOTEBOOK_INPUTS = (RESULTS, ROOT / "hybridir", BUILD / "runs")  # the paper's numbers are in hybridir/
 
 # smoke: a small real subset that runs in minutes on a laptop CPU (the main job's default);
 # full: every zero-shot table committed under results/ (about an hour on 2 CPU cores).

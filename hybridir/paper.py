@@ -1,6 +1,7 @@
-"""The numbers printed in arXiv 2408.10536 v1, as tidy tables shipped in ``data/paper``.
+"""The numbers printed in arXiv 2408.10536 v1, as tidy tables shipped with the package (``hybridir/data/paper``).
 
-The CSV files were transcribed once from the paper; ``data/paper/README.md`` says which table each
+They are package data, so an installed hybridir (a wheel, Colab) has them without a checkout. The CSV
+files were transcribed once from the paper; ``hybridir/data/paper/README.md`` says which table each
 row comes from and lists the paper's known typos. Use :func:`paper_table` for the tidy rows and
 :func:`paper_summary` for one model's per-language table in the layout of
 :func:`hybridir.evaluation.lareqa.summarize`, so that our results and the paper's line up.
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-PAPER_DIR = Path(__file__).resolve().parents[1] / "data" / "paper"
+PAPER_DIR = Path(__file__).resolve().parent / "data" / "paper"
 TABLES = ("lareqa", "rank_distance", "main", "miracl", "lareqa_baselines")
 MODELS = ("XLM-R", "LaBSE")
 DATASETS = ("xquad-r", "mlqa-r")
@@ -27,8 +28,8 @@ def paper_table(name: str) -> pd.DataFrame:
     _check("table", name, TABLES)
     path = PAPER_DIR / f"{name}.csv"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; the paper's numbers ship in data/paper of the hybridir "
-                                "repository, so install hybridir from a checkout (pip install -e .)")
+        raise FileNotFoundError(f"{path} is missing: this hybridir installation lacks its package data; "
+                                "reinstall it (pip install --force-reinstall hybridir)")
     # keep_default_na=False: an empty note is "", not NaN; no cell of these files is missing.
     return pd.read_csv(path, keep_default_na=False, dtype={"query_language": str, "note": str})
 

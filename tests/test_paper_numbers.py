@@ -1,4 +1,4 @@
-"""The paper's transcribed numbers (data/paper) are complete and consistent with one another.
+"""The paper's transcribed numbers (hybridir/data/paper) are complete and consistent with one another.
 
 Each check compares numbers the paper prints twice (a per-language table and its Mean row, Table 1
 and Tables 3-6, ...), so a transcription slip shows up as a disagreement. Tolerances are one unit

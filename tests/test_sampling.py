@@ -487,11 +487,11 @@ ALPHA_RANGE = r"alpha is the probability of a mono batch and must lie in \[0, 1\
     ("balanced", 1, {}, r"batch_size must be an integer of at least 2.*got 1"),
     ("balanced", 4, {"world_size": 0}, r"world_size must be an integer, at least 1, got 0"),
     ("run_out", 12, {"strategy": "mono"},
-     r"language 'sw' of source 'runout' has 10 items, fewer than batch_size 12: a mono batch"),
+     r"language 'sw' of source 'runout' has 10 items in 10 groups of shared texts, fewer than batch_size 12: a mono batch"),
     ("run_out", 6, {"strategy": "hybrid", "world_size": 2, "pooled_ranks": True},
-     r"language 'sw' of source 'runout' has 10 items, fewer than batch_size 6 × 2 ranks"),
+     r"language 'sw' of source 'runout' has 10 items in 10 groups of shared texts, fewer than batch_size 6 × 2 ranks"),
     ("run_out", 12, {"strategy": "cross"},
-     r"source 'runout' has 10 items in two or more languages, fewer than batch_size 12: an X-Y batch"),
+     r"source 'runout' has 10 items in two or more languages in 10 groups of shared texts, fewer than batch_size 12: an X-Y batch"),
     ("solo", 4, {"strategy": "mono", "world_size": 3}, r"10 items cannot fill one step of 3 × 4 pairs"),
 ])
 def test_bad_settings_fail_with_one_line_messages(fixture, batch_size, options, match, request):
@@ -528,15 +528,16 @@ def test_cross_strategy_does_not_need_full_language_pools():
 
 def test_factory_gives_the_language_sampler_for_train_and_a_sequential_one_for_eval(balanced):
     """Called with the train dataset, the factory builds (and records) a LanguageBatchSampler with its options;
-    called with another dataset (the eval set), a plain sampler in order 0..n-1 with the given batch size."""
+    called with the eval set it was told of, a plain sampler in order 0..n-1 with the given batch size."""
     dataset, table, _ = balanced
-    factory = LanguageSamplerFactory(dataset, table, strategy="hybrid", alpha=0.3, temperature=2.0)
+    eval_set = build_pair_dataset([make_source("eval", {1000 + i: ("en",) for i in range(10)})])[0]
+    factory = LanguageSamplerFactory(dataset, table, strategy="hybrid", alpha=0.3, temperature=2.0,
+                                     eval_dataset=eval_set)
     train = factory(dataset, batch_size=4, drop_last=False, valid_label_columns=None,
                     generator=torch.Generator().manual_seed(0), seed=5)
     assert isinstance(train, LanguageBatchSampler) and factory.built == [train]
     assert (train.alpha, train.temperature, train.seed, train.batch_size) == (0.3, 2.0, 5, 4)
     assert list(train) == [batch.rows.tolist() for batch in train.plan(0)]
-    eval_set = build_pair_dataset([make_source("eval", {i: ("en",) for i in range(10)})])[0]
     plain = factory(eval_set, batch_size=4, drop_last=False, valid_label_columns=None, generator=None, seed=5)
     assert type(plain) is DefaultBatchSampler and factory.built == [train]
     assert list(plain) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]

@@ -41,6 +41,10 @@ class PairTable:
     sources: tuple[str, ...]
     languages: tuple[str, ...]
     item_ids: tuple[str, ...]  # the data's own id of each global item code
+    # (rows, columns) int64: each row's query, passage[, negative] text as a code in one space over all
+    # columns (equal codes, equal strings). An answer sentence shared by several questions would be a
+    # false negative in a batch that held two of them, so the sampler keeps codes distinct within a batch.
+    text_codes: np.ndarray
 
     def __len__(self) -> int:
         return len(self.item)
@@ -89,12 +93,14 @@ def build_pair_dataset(sources: Sequence[ParallelQA]) -> tuple[Dataset, PairTabl
         item_ids.extend(ids)
         offset += len(ids)
     rows = pd.concat(frames, ignore_index=True)
+    columns = ["query", "passage"] + (["negative"] if sources[0].has_negatives else [])
+    codes, _ = pd.factorize(rows[columns].to_numpy().ravel())
     table = PairTable(
         source=rows["source"].to_numpy(np.int64), item=rows["item"].to_numpy(np.int64),
         query_language=rows["query_language"].to_numpy(np.int64),
         passage_language=rows["passage_language"].to_numpy(np.int64),
-        sources=tuple(names), languages=languages, item_ids=tuple(item_ids))
-    columns = ["query", "passage"] + (["negative"] if sources[0].has_negatives else [])
+        sources=tuple(names), languages=languages, item_ids=tuple(item_ids),
+        text_codes=codes.astype(np.int64).reshape(len(rows), len(columns)))
     return Dataset.from_pandas(rows[columns], preserve_index=False), table
 
 

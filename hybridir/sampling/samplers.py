@@ -17,7 +17,13 @@ dataset), hence this one. Rules it keeps, each tested in ``tests/test_sampling.p
 - Several sources: each batch comes from one source, drawn with probability ∝ items^(1/T)
   (T = 1: proportional to size, the abstract's "sampled based on dataset size"). A source with
   one language (or no item in two languages) only feeds mono batches, whatever the strategy.
-- No batch holds two pairs of one item: its translations would be false negatives.
+- No batch holds two pairs of one item, nor one text twice (a query, passage or negative equal to
+  another row's): its translations, or an answer sentence shared by two questions (7,400 of XQuAD-R's
+  13,090 rows share theirs), would be false negatives. A pass is read in order and a row that would
+  repeat a text in the batch is deferred, keeping its place at the front for the next batch, the way
+  sentence-transformers' ``NoDuplicatesBatchSampler`` skips duplicates (it knows no languages). A
+  pool whose items fall into fewer groups of shared texts than a batch is refused up front, since a
+  full pass then guarantees a full batch.
 - Run-out policy: every (source, language) pool and every source's X-Y pool is a shuffled pass
   over its items; a pool used up inside an epoch starts a new shuffled pass, so each item is
   used once before any is used twice, and the language draw stays uniform as the paper states
@@ -36,12 +42,17 @@ dataset), hence this one. Rules it keeps, each tested in ``tests/test_sampling.p
 from __future__ import annotations
 
 import itertools
-from collections import Counter
-from collections.abc import Iterator
+import math
+import warnings
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+import pandas as pd
 import torch
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from sentence_transformers.base.sampler import DefaultBatchSampler
 from torch.utils.data import SequentialSampler
 
@@ -49,7 +60,7 @@ from hybridir.sampling.pairs import PairTable
 from hybridir.sampling.strategies import check_batch_size, check_cross_pairs, check_strategy
 
 if TYPE_CHECKING:
-    from datasets import Dataset
+    from datasets import Dataset, DatasetDict
 
 
 class PlannedBatch(NamedTuple):
@@ -85,7 +96,10 @@ class LanguageBatchSampler(DefaultBatchSampler):
                          valid_label_columns=valid_label_columns, generator=generator, seed=seed)
         self.table, self.strategy, self.temperature, self.cross_pairs = table, strategy, temperature, cross_pairs
         self.world_size, self.group_size = world_size, world_size if pooled_ranks else 1
-        self._pools = [_SourcePools(table, code) for code in range(len(table.sources))]
+        # A row's clash keys: its item (offset past the text codes) and its texts; a batch holds each key once.
+        keys = np.column_stack([table.item + int(table.text_codes.max(initial=-1)) + 1, table.text_codes])
+        self._row_keys = keys.tolist()
+        self._pools = [_SourcePools(table, code, keys) for code in range(len(table.sources))]
         self._check_pool_sizes()
         sizes = np.array([pool.n_items for pool in self._pools], dtype=np.float64)
         log_weights = np.log(sizes) / temperature  # ∝ size^(1/T), in log space: a small T would overflow
@@ -109,9 +123,10 @@ class LanguageBatchSampler(DefaultBatchSampler):
     def plan(self, epoch: int) -> Iterator[PlannedBatch]:
         """The batches of ``epoch``, with the choice behind each."""
         coin, choice, data = (np.random.default_rng(s) for s in np.random.SeedSequence([self.seed, epoch]).spawn(3))
-        mono_cycles = [{lang: _Cycle(rows, data) for lang, rows in pool.mono_rows.items()} for pool in self._pools]
-        cross_cycles = [_Cycle(np.arange(len(pool.cross_items)), data) if len(pool.cross_items) else None
-                        for pool in self._pools]
+        mono_cycles = [{lang: _Cycle(rows, data, self._row_keys) for lang, rows in pool.mono_rows.items()}
+                       for pool in self._pools]
+        cross_cycles = [_Cycle(np.arange(len(pool.cross_items)), data, self._row_keys) if len(pool.cross_items)
+                        else None for pool in self._pools]
         size = self.batch_size * self.group_size
         for _ in range(self._length // self.group_size):
             source = int(choice.choice(len(self._pools), p=self.source_probabilities))
@@ -120,11 +135,11 @@ class LanguageBatchSampler(DefaultBatchSampler):
             mono = coin.random() < self.alpha or cross_cycles[source] is None
             if mono:
                 language = pool.languages[int(choice.integers(len(pool.languages)))]
-                rows = mono_cycles[source][language].take(size)
+                rows = mono_cycles[source][language].take(size, _same_rows)
                 strategy = "mono"
             else:
                 language, strategy = None, "cross"
-                rows = self._cross_rows(pool, cross_cycles[source].take(size), data)
+                rows = cross_cycles[source].take(size, lambda positions: self._cross_rows(pool, positions, data))
             for start in range(0, size, self.batch_size):
                 yield PlannedBatch(strategy, source, language, rows[start:start + self.batch_size])
 
@@ -174,56 +189,171 @@ class LanguageBatchSampler(DefaultBatchSampler):
             multilingual = len(pool.cross_items) > 0
             if self.alpha > 0 or not multilingual:
                 for lang, rows in pool.mono_rows.items():
-                    if len(rows) < needed:
+                    if pool.mono_groups[lang] < needed:
                         raise ValueError(
-                            f"language {self.table.languages[lang]!r} of source {name!r} has {len(rows)} items, "
-                            f"fewer than {unit}: a mono batch could not be filled with distinct items; lower the "
-                            "batch size or leave that language out of the training data")
-            if self.alpha < 1 and multilingual and len(pool.cross_items) < needed:
-                raise ValueError(f"source {name!r} has {len(pool.cross_items)} items in two or more languages, fewer "
-                                 f"than {unit}: an X-Y batch could not be filled; lower the batch size")
+                            f"language {self.table.languages[lang]!r} of source {name!r} has {len(rows)} items "
+                            f"in {pool.mono_groups[lang]} groups of shared texts, fewer than {unit}: a mono batch "
+                            "could not be filled with distinct items and texts; lower the batch size or leave "
+                            "that language out of the training data")
+            if self.alpha < 1 and multilingual and pool.cross_groups < needed:
+                raise ValueError(f"source {name!r} has {len(pool.cross_items)} items in two or more languages in "
+                                 f"{pool.cross_groups} groups of shared texts, fewer than {unit}: an X-Y batch "
+                                 "could not be filled with distinct items and texts; lower the batch size")
 
 
 class LanguageSamplerFactory:
     """A ``batch_sampler=`` factory for ``SentenceTransformerTrainingArguments``.
 
-    The trainer calls the same factory for its evaluation dataloader: any dataset other than
-    ``train_dataset`` gets a plain sampler in a fixed order, so validation losses are comparable
-    across evaluations. The world size is read when the trainer calls the factory, after
-    accelerate has set up the process group. The training samplers it builds are kept in
-    :attr:`built`, for callbacks and run records.
+    The trainer calls it once per dataset it batches, training and evaluation alike, with nothing that
+    says which, so the factory recognises the datasets it was built from by their rows (the texts of
+    every row, in order, whatever object carries them: a copy, ``with_format``, ``flatten_indices``,
+    a reload from disk):
+
+    - a training dataset (``train_dataset``; a ``DatasetDict`` with one :class:`PairTable` per
+      sub-dataset, batched per sub-dataset and mixed by the trainer's multi-dataset sampler) gets a
+      :class:`LanguageBatchSampler`, recorded in :attr:`built` for callbacks and run records;
+    - an evaluation dataset named in ``eval_dataset`` gets the same strategy in a fixed order (epoch 0
+      of ``eval_seed``, at every evaluation) when ``eval_table`` is given, else sentence-transformers'
+      sequential batches, so validation losses compare across evaluations;
+    - a dataset that shares rows with, or has the length of, a training dataset but is not it (changed
+      after the factory was built: ``.map``, ``.select``, ``.shuffle``, ``.filter``, ``train_test_split``)
+      is refused: its rows no longer line up with the table;
+    - any other dataset gets sequential batches and a one-line warning, which counts the batches that
+      then hold a text twice (false negatives in the eval loss).
+
+    The world size is read when the trainer calls the factory, after accelerate has set up the process
+    group. An epoch is ``items // batch_size`` batches, not ``rows // batch_size``: a pair dataset has one
+    row per (item, query language, passage language), so ``num_train_epochs=1`` on MLQA-R's 15,747 rows
+    (1,148 items) is 35 steps of 32; set ``max_steps`` to say how long to train.
     """
 
-    def __init__(self, train_dataset: Dataset, table: PairTable, *, strategy: str = "hybrid",
-                 alpha: float | None = None, temperature: float = 1.0, pooled_ranks: bool = False,
-                 cross_pairs: str = "uniform") -> None:
+    def __init__(self, train_dataset: Dataset | DatasetDict, table: PairTable | Mapping[str, PairTable], *,
+                 strategy: str = "hybrid", alpha: float | None = None, temperature: float = 1.0,
+                 pooled_ranks: bool = False, cross_pairs: str = "uniform",
+                 eval_dataset: Dataset | DatasetDict | None = None,
+                 eval_table: PairTable | Mapping[str, PairTable] | None = None, eval_seed: int = 0) -> None:
         check_strategy(strategy, alpha, temperature)
         check_cross_pairs(cross_pairs)
-        self.train_dataset, self.table = train_dataset, table
         self.options = {"strategy": strategy, "alpha": alpha, "temperature": temperature, "pooled_ranks": pooled_ranks,
                         "cross_pairs": cross_pairs}
+        self.train_datasets = _known_datasets(train_dataset, table, "train_dataset", "table")
+        self.eval_datasets = [] if eval_dataset is None else _known_datasets(eval_dataset, eval_table,
+                                                                               "eval_dataset", "eval_table")
+        self.eval_seed = eval_seed
         self.built: list[LanguageBatchSampler] = []
 
     def __getstate__(self) -> dict:
         """The trainer pickles its arguments, this factory included, into every checkpoint
         (``training_args.bin``): keep the options there, not a copy of the training data."""
-        return {"options": self.options, "train_dataset": None, "table": None, "built": []}
+        return {"options": self.options, "train_datasets": None, "eval_datasets": [], "eval_seed": self.eval_seed,
+                "built": []}
 
     def __call__(self, dataset: Dataset, batch_size: int, drop_last: bool,
                  valid_label_columns: list[str] | None = None, generator: torch.Generator | None = None,
                  seed: int = 0) -> DefaultBatchSampler:
-        if self.train_dataset is None:
+        if self.train_datasets is None:
             raise ValueError("this sampler factory was unpickled without its training data; build a new "
                              "LanguageSamplerFactory(dataset, table, ...)")
-        train = self.train_dataset
-        same = dataset is train or getattr(dataset, "_fingerprint", None) == getattr(train, "_fingerprint", False)
-        if not same:
-            return DefaultBatchSampler(SequentialSampler(dataset), batch_size=batch_size, drop_last=drop_last,
-                                       valid_label_columns=valid_label_columns, seed=seed)
-        sampler = LanguageBatchSampler(dataset, batch_size, drop_last, valid_label_columns, generator, seed,
-                                       table=self.table, world_size=_world_size(), **self.options)
-        self.built.append(sampler)
-        return sampler
+        rows = _RowTexts(dataset)
+        for known in self.train_datasets:
+            if known.rows == rows:
+                sampler = LanguageBatchSampler(dataset, batch_size, drop_last, valid_label_columns, generator, seed,
+                                               table=known.table, world_size=_world_size(), **self.options)
+                self.built.append(sampler)
+                return sampler
+        for known in self.eval_datasets:
+            if known.rows == rows:
+                if known.table is None:
+                    return _sequential(dataset, batch_size, drop_last, valid_label_columns, seed)
+                return _FixedOrderSampler(dataset, batch_size, drop_last, valid_label_columns, None, self.eval_seed,
+                                          table=known.table, world_size=_world_size(), **self.options)
+        for known in self.train_datasets:
+            if known.rows.overlaps(rows):
+                raise ValueError(
+                    f"the trainer passed a dataset of {len(rows)} rows that is not the training dataset "
+                    f"{known.name} of {len(known.rows)} rows this factory was built from but shares its rows or "
+                    "length (changed after the factory was built?): build LanguageSamplerFactory from the dataset "
+                    "you pass as train_dataset, select or split the ParallelQA pairs by id before "
+                    "build_pair_dataset, and name an evaluation set with eval_dataset=")
+        repeats = rows.batches_with_repeats(batch_size)
+        warnings.warn(f"hybridir: a dataset of {len(rows)} rows that LanguageSamplerFactory was not built from gets "
+                      f"sequential batches, {repeats} of {math.ceil(len(rows) / batch_size)} holding a text twice; "
+                      "name it with eval_dataset= (and eval_table= to batch it like training), or build the factory "
+                      "from it if it is training data", stacklevel=2)
+        return _sequential(dataset, batch_size, drop_last, valid_label_columns, seed)
+
+
+class _FixedOrderSampler(LanguageBatchSampler):
+    """An evaluation set batched like training, in the same order at every evaluation (epoch 0)."""
+
+    def set_epoch(self, epoch: int) -> None:
+        pass
+
+
+class _RowTexts:
+    """A dataset's rows as one hash per row (in order), to recognise it later, and its texts as codes."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        frame = dataset.to_pandas()  # raw rows: a format or a trainer's transform (dataset_name) is not read
+        self.columns = tuple(frame.columns)
+        try:
+            self.hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+        except TypeError:  # a column of lists or dicts: hash its text form
+            self.hashes = pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy()
+        texts = frame.select_dtypes(exclude=["number", "bool"]).to_numpy()  # labels are numbers: not texts
+        self.codes = pd.factorize(texts.ravel())[0].reshape(texts.shape)
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, _RowTexts) and self.columns == other.columns
+                and np.array_equal(self.hashes, other.hashes))
+
+    def overlaps(self, other: _RowTexts) -> bool:
+        return len(self) == len(other) or bool(np.isin(other.hashes, self.hashes).any())
+
+    def batches_with_repeats(self, batch_size: int) -> int:
+        """How many batches of consecutive rows hold one text twice."""
+        frame = pd.DataFrame({"batch": np.repeat(np.arange(len(self)) // batch_size, self.codes.shape[1]),
+                              "text": self.codes.ravel()})
+        return int(frame[frame.duplicated()].batch.nunique())
+
+
+class _KnownDataset(NamedTuple):
+    name: str
+    rows: _RowTexts
+    table: PairTable | None
+
+
+def _known_datasets(dataset: Dataset | DatasetDict, table: PairTable | Mapping[str, PairTable] | None,
+                    dataset_argument: str, table_argument: str) -> list[_KnownDataset]:
+    """Each (sub-)dataset with its table, checked to line up; a ``DatasetDict`` takes a mapping of tables."""
+    from datasets import DatasetDict
+
+    if isinstance(dataset, DatasetDict):
+        if table is not None and (not isinstance(table, Mapping) or set(table) != set(dataset)):
+            raise ValueError(f"{dataset_argument} is a DatasetDict of {', '.join(dataset)}; pass {table_argument} as "
+                             "a dict with one PairTable per name (each from build_pair_dataset)")
+        named = [(f"{dataset_argument}[{name!r}]", part, None if table is None else table[name])
+                 for name, part in dataset.items()]
+    else:
+        if isinstance(table, Mapping):
+            raise ValueError(f"{table_argument} is a dict but {dataset_argument} is one Dataset; pass its PairTable")
+        named = [(dataset_argument, dataset, table)]
+    known = []
+    for name, part, part_table in named:
+        if part_table is not None and len(part) != len(part_table):
+            raise ValueError(f"{name} has {len(part)} rows but its pair table {len(part_table)}; build both with "
+                             "build_pair_dataset from the same sources")
+        known.append(_KnownDataset(name, _RowTexts(part), part_table))
+    return known
+
+
+def _sequential(dataset: Dataset, batch_size: int, drop_last: bool, valid_label_columns: list[str] | None,
+                seed: int) -> DefaultBatchSampler:
+    return DefaultBatchSampler(SequentialSampler(dataset), batch_size=batch_size, drop_last=drop_last,
+                               valid_label_columns=valid_label_columns, seed=seed)
 
 
 def _weighted_pair(pool: _SourcePools, starts: np.ndarray, counts: np.ndarray,
@@ -245,40 +375,79 @@ def _world_size() -> int:
 
 
 class _SourcePools:
-    """One source's mono pools (rows per language) and X-Y pool (items in two or more languages)."""
+    """One source's mono pools (rows per language) and X-Y pool (items in two or more languages), and how
+    many groups of shared texts each falls into (a batch can always take one element of every group)."""
 
-    def __init__(self, table: PairTable, code: int) -> None:
+    def __init__(self, table: PairTable, code: int, keys: np.ndarray) -> None:
         mono = np.flatnonzero((table.source == code) & table.is_mono)  # sorted by (item, language)
         items, languages = table.item[mono], table.query_language[mono]
         self.n_items = len(np.unique(items))
         self.languages = [int(lang) for lang in np.unique(languages)]
         self.mono_rows = {lang: mono[languages == lang] for lang in self.languages}
+        self.mono_groups = {lang: _groups(rows, keys[rows]) for lang, rows in self.mono_rows.items()}
         unique_items, starts, counts = np.unique(items, return_index=True, return_counts=True)
         multilingual = counts >= 2
         self.cross_items = unique_items[multilingual]
         self.language_start, self.language_count = starts[multilingual], counts[multilingual]
         self.item_languages = languages  # item k's languages: item_languages[start_k : start_k + count_k]
+        # An X-Y row's texts are its item's mono texts in two languages: items sharing none never clash.
+        in_cross = np.isin(items, self.cross_items)
+        self.cross_groups = _groups(items[in_cross], keys[mono[in_cross]]) if in_cross.any() else 0
         # "balanced" X-Y pairs weigh a language by 1 / (multilingual items having it)
-        have = np.bincount(languages[np.isin(items, self.cross_items)], minlength=len(table.languages))
+        have = np.bincount(languages[in_cross], minlength=len(table.languages))
         self.language_weight = 1.0 / np.maximum(have, 1)
 
 
+def _groups(elements: np.ndarray, keys: np.ndarray) -> int:
+    """The connected components of ``elements`` linked by shared keys (row i of ``keys`` is element i's).
+
+    A greedy scan over every element leaves each component with at least one taken element (one not
+    taken clashes with a taken one, hence shares its component), so a full pass fills any batch of at
+    most this many."""
+    element_codes, element_index = np.unique(elements, return_inverse=True)
+    key_codes, key_index = np.unique(keys.ravel(), return_inverse=True)
+    n = len(element_codes) + len(key_codes)
+    edges = coo_matrix((np.ones(keys.size), (np.repeat(element_index, keys.shape[1]),
+                                              len(element_codes) + key_index)), shape=(n, n))
+    _, labels = connected_components(edges, directed=False)
+    return len(np.unique(labels[:len(element_codes)]))
+
+
+def _same_rows(rows: np.ndarray) -> np.ndarray:
+    return rows
+
+
 class _Cycle:
-    """Shuffled passes over a pool: each element once per pass, a new pass when one is used up."""
+    """Shuffled passes over a pool, read in order, each element once per pass; a new pass when one is used up.
 
-    def __init__(self, elements: np.ndarray, rng: np.random.Generator) -> None:
-        self.elements, self.rng = elements, rng
-        self.order, self.position = rng.permutation(elements), 0
+    ``take`` fills a draw greedily: an element whose row would repeat a key of the draw (an item, a text) is
+    deferred and keeps its place at the front of the queue, so it is used before the rest of its pass.
+    """
 
-    def take(self, n: int) -> np.ndarray:
-        """``n`` distinct elements (``n`` ≤ the pool size)."""
-        taken = self.order[self.position:self.position + n]
-        self.position += len(taken)
-        if len(taken) < n:
-            fresh = self.rng.permutation(self.elements)
-            # Elements already in this draw go to the back of the new pass, so a draw never repeats one.
-            clash = np.isin(fresh, taken)
-            self.order = np.concatenate([fresh[~clash], fresh[clash]])
-            self.position = n - len(taken)
-            taken = np.concatenate([taken, self.order[:self.position]])
-        return taken
+    def __init__(self, elements: np.ndarray, rng: np.random.Generator, row_keys: list[list[int]]) -> None:
+        self.elements, self.rng, self.row_keys = elements, rng, row_keys
+        self.queue = deque(rng.permutation(elements).tolist())
+
+    def take(self, n: int, rows_of: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """The rows of ``n`` elements whose keys are all distinct; ``rows_of`` maps elements to rows (it
+        draws an X-Y row's languages)."""
+        taken: list[int] = []
+        used: set[int] = set()
+        deferred: list[int] = []
+        new_pass = False
+        while len(taken) < n:
+            if not self.queue:
+                if new_pass:  # the pool checks make this unreachable: a whole pass fills a batch
+                    raise RuntimeError(f"a whole pass filled only {len(taken)} of {n} rows with distinct texts")
+                self.queue.extend(self.rng.permutation(self.elements).tolist())
+                new_pass = True
+            block = np.array([self.queue.popleft() for _ in range(min(n - len(taken), len(self.queue)))])
+            for element, row in zip(block.tolist(), rows_of(block).tolist()):
+                keys = self.row_keys[row]
+                if used.isdisjoint(keys):
+                    taken.append(row)
+                    used.update(keys)
+                else:
+                    deferred.append(element)
+        self.queue.extendleft(reversed(deferred))
+        return np.array(taken, dtype=np.int64)

@@ -66,7 +66,8 @@ def train(config: TrainingConfig, output: Path, resume: bool = False, show_progr
     loss = MultipleNegativesRankingLoss(model, scale=config.scale, gather_across_devices=config.gather_across_devices)
     factory = LanguageSamplerFactory(dataset, table, strategy=config.strategy, alpha=config.alpha,
                                      temperature=config.source_temperature, pooled_ranks=config.gather_across_devices,
-                                     cross_pairs=config.cross_pairs)
+                                     cross_pairs=config.cross_pairs,
+                                     eval_dataset=None if validation is None else validation[0])
     args = _training_arguments(config, precision, spec, output, factory, has_negatives=sources[0].has_negatives)
     non_finite, timer = StopOnNonFiniteLoss(), StepTimer()
     all_callbacks = [SamplerEpochCallback(factory.built), non_finite, timer, *callbacks]

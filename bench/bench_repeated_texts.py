@@ -1,0 +1,70 @@
+"""Benchmark: repeated texts (false negatives) in the language sampler's batches, before and after the rule.
+
+    HYBRIDIR_DATA_DIR=../shared/data .venv/bin/python bench/bench_repeated_texts.py \
+        | tee results/bench/bench_repeated_texts.txt
+
+For XQuAD-R and MLQA-R pair datasets, batch 32 and 100, each strategy, 5 epochs (seed 0): the share of
+batches holding a text twice (a query, passage or negative equal to another row's) and the mean number of
+repeats per batch, under the rule that keeps items only distinct (the sampler before texts were kept
+distinct: the same sampler given a table whose texts are all different) and under today's rule; and the
+time the sampler takes per batch, in the same run. Ends with one summary line.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from hybridir.data.parallel import lareqa_parallel
+from hybridir.provenance import hardware, versions
+from hybridir.sampling.pairs import build_pair_dataset
+from hybridir.sampling.samplers import LanguageBatchSampler
+
+EPOCHS = 5
+STRATEGIES = ("mono", "cross", "hybrid")
+
+
+def repeats(sampler: LanguageBatchSampler, codes: np.ndarray) -> tuple[float, float, float]:
+    """(share of batches with a repeated text, repeats per batch, seconds per batch) over EPOCHS epochs."""
+    with_repeat, repeated, batches = 0, 0, 0
+    start = time.perf_counter()
+    plans = [list(sampler.plan(epoch)) for epoch in range(EPOCHS)]
+    seconds = (time.perf_counter() - start) / sum(len(plan) for plan in plans)
+    for batch in (batch for plan in plans for batch in plan):
+        texts = codes[batch.rows].ravel()
+        extra = len(texts) - len(np.unique(texts))
+        with_repeat += extra > 0
+        repeated += extra
+        batches += 1
+    return with_repeat / batches, repeated / batches, seconds
+
+
+def main() -> None:
+    print(f"hardware: {hardware()}\nversions: {versions()}\n")
+    print("dataset  batch  strategy  | items distinct: batches with a repeat, repeats/batch | "
+          "texts distinct: same | sampler µs/batch (items, texts)")
+    worst = 0.0
+    for name in ("xquad-r", "mlqa-r"):
+        source = lareqa_parallel(name)
+        dataset, table = build_pair_dataset([source])
+        shared = source.pairs.duplicated(["language", "positive"], keep=False).mean()
+        print(f"{name}: {len(source.pairs)} (id, language) rows, {shared:.1%} share their answer sentence "
+              "with another id")
+        items_only = replace(table, text_codes=np.arange(table.text_codes.size).reshape(table.text_codes.shape))
+        for batch_size in (32, 100):
+            for strategy in STRATEGIES:
+                before = repeats(LanguageBatchSampler(dataset, batch_size, table=items_only, strategy=strategy),
+                                 table.text_codes)
+                after = repeats(LanguageBatchSampler(dataset, batch_size, table=table, strategy=strategy),
+                                table.text_codes)
+                worst = max(worst, after[0])
+                print(f"{name:8} {batch_size:5}  {strategy:8}  | {before[0]:6.1%} {before[1]:6.2f} | "
+                      f"{after[0]:6.1%} {after[1]:6.2f} | {before[2] * 1e6:7.0f} {after[2] * 1e6:7.0f}")
+    print(f"\nsummary: batches with a repeated text under today's rule, worst case over datasets, batch sizes "
+          f"and strategies: {worst:.1%}")
+
+
+if __name__ == "__main__":
+    main()
