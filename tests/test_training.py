@@ -163,6 +163,37 @@ def test_a_start_that_fails_on_its_inputs_leaves_the_folder_free(tmp_path, tiny_
     assert record["status"] == "finished"
 
 
+def test_a_run_that_fails_before_its_first_checkpoint_can_be_retried_as_typed(tmp_path, tiny_train_file,
+                                                                            tiny_xlmr_folder, capsys):
+    """A batch larger than a language's items fails before the folder is claimed; a failure inside the trainer
+    before the first checkpoint (here: the model cannot be loaded) releases what the run wrote. The corrected
+    command, with the same --output, then trains."""
+    from hybridir.training import trainer as module
+
+    base = ["train", "--train", str(tiny_train_file), "--model", str(tiny_xlmr_folder), "--max-steps", "2",
+            "--max-length", "16", "--validation", "none", "--patience", "none", "--output", str(tmp_path / "run")]
+    assert main([*base, "--batch-size", "64"]) == 2
+    assert "has 40 items in 40 groups of shared texts, fewer than batch_size 64" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "run").mkdir()  # a folder the user made: kept, emptied of what the run wrote
+
+    def broken(spec, device=None):
+        raise ValueError("weights could not be read")
+
+    original = module.load_model
+    module.load_model = broken
+    try:
+        assert main([*base, "--batch-size", "4"]) == 2
+    finally:
+        module.load_model = original
+    assert "weights could not be read" in capsys.readouterr().err
+    assert (tmp_path / "run").is_dir() and not any((tmp_path / "run").iterdir())
+    assert main([*base, "--batch-size", "4"]) == 0
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["status"] == "finished" and record["best_checkpoint"] is None
+    assert len(record["code_digest"]) == 16
+
+
 def test_cross_batches_need_multilingual_items(tmp_path, tiny_train_file, tiny_xlmr_folder):
     with pytest.raises(ValueError, match="strategy 'cross' needs X-Y batches, but no training source"):
         train(tiny_config(tiny_train_file, tiny_xlmr_folder, strategy="cross", train_languages=["en"], max_steps=2),

@@ -11,7 +11,7 @@ from hybridir.data.lareqa import DATASETS as LAREQA_DATASETS
 from hybridir.evaluation.lareqa import SETTINGS
 from hybridir.models.precision import DEFAULT_PRECISION
 from hybridir.models.spec import ModelSpec, resolve_model
-from hybridir.provenance import provenance, write_provenance
+from hybridir.provenance import EVALUATION_CODE, code_digest, provenance, write_provenance
 
 PER_QUERY = "per_query.csv.gz"
 
@@ -56,8 +56,9 @@ def run_evaluation(config: EvaluationConfig, output: Path) -> tuple[pd.DataFrame
     tidy.insert(1, "model", model.name)
     tidy.to_csv(output / "tidy.csv", index=False)
     summary.to_csv(output / "summary.csv")
-    write_provenance(output, provenance(asdict(config) | {"model_spec": asdict(model)}, checksum,
-                                        model.fingerprint()))
+    record = provenance(asdict(config) | {"model_spec": asdict(model)}, checksum, model.fingerprint())
+    record["code_digest"] = code_digest(EVALUATION_CODE)  # the runner re-evaluates when this code changed
+    write_provenance(output, record)
     return tidy, summary
 
 

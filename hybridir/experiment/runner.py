@@ -5,10 +5,11 @@ Stages, in the order they run (the lead direction first, so an interrupted run h
 1. ``train``: one run per (direction, strategy, seed) and per sweep α; the model stays in the work
    folder (the cache; checkpoints are deleted once the run has finished), and the run record, config
    and checkpoint curve are copied to ``runs/<direction>/<run>/``. A run with the same config,
-   hybridir version and data is not trained again; an interrupted one resumes from its last checkpoint.
+   training code (a digest of its source files) and data is not trained again; an interrupted one resumes
+   from its last checkpoint.
 2. ``evaluate``: the zero-shot model and every trained model on the direction's evaluation dataset,
    with per-query metrics, into ``evaluations/<direction>/<run>/``; skipped when the folder already
-   holds this model's (same fingerprint) and this config's results.
+   holds this model's (same fingerprint), this config's and this evaluation code's results.
 3. ``beir``: the zero-shot model and the lead direction's first-seed models on BEIR, into
    ``beir/<dataset>/<run>/``.
 
@@ -30,7 +31,7 @@ from hybridir.evaluation.run import EvaluationConfig, evaluated_model
 from hybridir.experiment.presets import Direction, ExperimentPreset
 from hybridir.models.spec import resolve_model
 from hybridir.paths import cache_dir
-from hybridir.provenance import hardware, versions, write_json
+from hybridir.provenance import EVALUATION_CODE, TRAINING_CODE, code_digest, hardware, portable, versions, write_json
 from hybridir.training.config import TrainingConfig
 
 ZERO_SHOT = "zero-shot"
@@ -96,6 +97,8 @@ def reproduce(preset: ExperimentPreset, results: Path, work: Path | None = None)
     if results.exists() and not results.is_dir():
         raise FileExistsError(f"--output {results} is a file; give a folder")
     planned = stages(preset)
+    # The base model is needed by every stage: an unreachable hub model fails here, before any folder is made.
+    resolve_model(preset.training.model, path=preset.training.model_path).location()
     computed_before = _computed_seconds(results / RECORD)
     results.mkdir(parents=True, exist_ok=True)
     record = {"preset": json.loads(json.dumps(asdict(preset))), "stages": [], "versions": versions(),
@@ -125,12 +128,12 @@ def _computed_seconds(record: Path) -> dict[str, float]:
 
 
 def training_folder(stage: Stage, work: Path) -> Path:
-    """Where a training stage keeps its model and checkpoints: named by what fixes the run."""
-    from hybridir import __version__
+    """Where a training stage keeps its model and checkpoints: named by what fixes the run (its config, the
+    code that shapes it and its data), so a change to the sampler or trainer trains again."""
     from hybridir.training.data import load_training_sources
 
     checksums = {source.name: source.checksum for source in load_training_sources(stage.training)}
-    identity = {"config": asdict(stage.training), "hybridir": __version__, "data": checksums}
+    identity = {"config": asdict(stage.training), "code": code_digest(TRAINING_CODE), "data": checksums}
     key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return work / stage.direction.name / f"{stage.run}-{key}"
 
@@ -199,8 +202,9 @@ def _evaluated(config: EvaluationConfig, output: Path) -> bool:
         return False
 
     previous = json.loads(saved.read_text())
-    current = json.loads(json.dumps(asdict(config)))
+    current = portable(json.loads(json.dumps(asdict(config))))
     fingerprint = evaluated_model(config).fingerprint()
     same_config = {k: v for k, v in previous["config"].items() if k != "model_spec"} == current
-    return same_config and previous["model_fingerprint"] == fingerprint
+    same_code = previous.get("code_digest") == code_digest(EVALUATION_CODE)
+    return same_config and same_code and previous["model_fingerprint"] == fingerprint
 

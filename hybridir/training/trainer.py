@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
@@ -29,9 +31,9 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from hybridir.models.precision import resolve_precision
 from hybridir.models.spec import ModelSpec, load_model, resolve_model
-from hybridir.provenance import provenance, write_json
+from hybridir.provenance import TRAINING_CODE, code_digest, portable, provenance, write_json
 from hybridir.sampling.pairs import build_pair_dataset
-from hybridir.sampling.samplers import LanguageSamplerFactory
+from hybridir.sampling.samplers import LanguageBatchSampler, LanguageSamplerFactory
 from hybridir.training.callbacks import (DescribedProgressCallback, NonFiniteLossError, SamplerEpochCallback,
                                          StepTimer, StopOnNonFiniteLoss)
 from hybridir.training.config import TrainingConfig
@@ -54,19 +56,93 @@ def train(config: TrainingConfig, output: Path, resume: bool = False, show_progr
     spec = resolve_model(config.model, path=config.model_path, max_seq_length=config.max_length)
     sources = load_training_sources(config)
     dataset, table = build_pair_dataset(sources)
+    sampler_options = {"strategy": config.strategy, "alpha": config.alpha, "temperature": config.source_temperature,
+                       "pooled_ranks": config.gather_across_devices, "cross_pairs": config.cross_pairs}
+    # The sampler's checks (a language with fewer items than a batch, …) fail here, before the folder is claimed.
+    LanguageBatchSampler(dataset, config.batch_size, table=table, world_size=_launched_world_size(),
+                         **sampler_options)
     validation = load_validation(config)
     identity = _run_identity(config, precision, sources, validation)
+    created = not output.exists()
     if claims:
         _claim_output(output, identity, resume)
+    try:
+        fitted = _fit(config, precision, spec, output, dataset, table, sampler_options, sources, validation, resume,
+                      show_progress, callbacks)
+    except BaseException:
+        if claims and not resume and latest_checkpoint(output) is None:
+            _release_output(output, created)  # nothing to resume: the same command can be retried as typed
+        raise
+    trainer, factory, early_stopping = fitted.trainer, fitted.factory, fitted.early_stopping
+    writer = trainer.is_world_process_zero()
+    state = trainer.state
+    record = provenance(identity["config"] | {"model_spec": asdict(spec)}, data_checksum=_data_checksum(identity),
+                        model_fingerprint=spec.fingerprint())
+    record.update({
+        "code_digest": code_digest(TRAINING_CODE),
+        "precision": precision,
+        "seed": config.seed,
+        "steps": state.global_step,
+        "early_stopped": early_stopping is not None
+                         and early_stopping.early_stopping_patience_counter >= config.patience,
+        # Relative to the run folder: a record names no machine's paths.
+        "best_checkpoint": _relative(state.best_model_checkpoint, output),
+        "best_eval_loss": state.best_metric,
+        "data": {
+            "sources": [{"name": s.name, "checksum": s.checksum, "items": int(s.pairs["id"].nunique()),
+                         "languages": list(s.languages)} for s in sources],
+            "pair_rows": len(table),
+            "validation": None if validation is None else {"pairs": len(validation[0]), "checksum": validation[1]},
+        },
+        # Every rank trains one batch a step, so the run has used steps × world size of the sampler's batches.
+        "batches": factory.built[0].make_up(state.global_step * trainer.args.world_size) if factory.built else None,
+        "train_loss": [{"step": h["step"], "loss": h["loss"]} for h in state.log_history if "loss" in h],
+        "eval_loss": [{"step": h["step"], "eval_loss": h["eval_loss"]} for h in state.log_history if "eval_loss" in h],
+        "wall_seconds": round(fitted.seconds + (_previous_wall_seconds(output) if resume else 0.0), 2),
+        "median_step_seconds": fitted.timer.median_seconds(),  # steps only: validations and saves are outliers
+    })
+    if fitted.non_finite.failed_at is not None:
+        step, value = fitted.non_finite.failed_at
+        record["status"] = "diverged"
+        if writer:
+            write_json(output / RECORD, record)
+        last = latest_checkpoint(output)
+        hint = "; or train in fp32" if precision != "fp32" else ""
+        raise NonFiniteLossError(f"the training loss became {value} at step {step}; stopped without saving it. The "
+                                 f"last good checkpoint is {last or 'none (it failed before the first save)'}; "
+                                 f"start a new --output with a lower --lr{hint}")
+    record["status"] = "finished"
+    if writer:
+        # ST's best-model loading only logs a failure: take the best checkpoint from disk ourselves.
+        best = state.best_model_checkpoint
+        final = SentenceTransformer(best, device="cpu") if best else trainer.model
+        final.save(str(output / MODEL))
+        record["trained_model_fingerprint"] = resolve_model(str(output / MODEL)).fingerprint()
+        write_json(output / RECORD, record)
+    trainer.accelerator.wait_for_everyone()  # no rank returns before the model is on disk
+    return record
+
+
+class _Fitted(NamedTuple):
+    trainer: SentenceTransformerTrainer
+    factory: LanguageSamplerFactory
+    early_stopping: EarlyStoppingCallback | None
+    non_finite: StopOnNonFiniteLoss
+    timer: StepTimer
+    seconds: float
+
+
+def _fit(config: TrainingConfig, precision: str, spec: ModelSpec, output: Path, dataset, table, sampler_options: dict,
+         sources: list, validation: tuple | None, resume: bool, show_progress: bool,
+         callbacks: Sequence[TrainerCallback]) -> _Fitted:
+    """Load the model and run sentence-transformers' trainer with the language sampler."""
     model = load_model(spec)
     if config.freeze_word_embeddings:
         # Cheap on CPU (the 250k-row table gets no gradient or optimiser state) and keeps the
         # pre-trained cross-lingual alignment of the vocabulary.
         model[0].auto_model.get_input_embeddings().requires_grad_(False)
     loss = MultipleNegativesRankingLoss(model, scale=config.scale, gather_across_devices=config.gather_across_devices)
-    factory = LanguageSamplerFactory(dataset, table, strategy=config.strategy, alpha=config.alpha,
-                                     temperature=config.source_temperature, pooled_ranks=config.gather_across_devices,
-                                     cross_pairs=config.cross_pairs,
+    factory = LanguageSamplerFactory(dataset, table, **sampler_options,
                                      eval_dataset=None if validation is None else validation[0])
     args = _training_arguments(config, precision, spec, output, factory, has_negatives=sources[0].has_negatives)
     non_finite, timer = StopOnNonFiniteLoss(), StepTimer()
@@ -84,56 +160,22 @@ def train(config: TrainingConfig, output: Path, resume: bool = False, show_progr
     if show_progress:
         sources_text = " + ".join(source.name for source in sources)
         trainer.add_callback(DescribedProgressCallback(f"training {config.strategy} on {sources_text}"))
-
     began = time.perf_counter()
     trainer.train(resume_from_checkpoint=True if resume else None)
-    seconds = time.perf_counter() - began
-    writer = trainer.is_world_process_zero()
-    state = trainer.state
-    record = provenance(identity["config"] | {"model_spec": asdict(spec)}, data_checksum=_data_checksum(identity),
-                        model_fingerprint=spec.fingerprint())
-    record.update({
-        "precision": precision,
-        "seed": config.seed,
-        "steps": state.global_step,
-        "early_stopped": early_stopping is not None
-                         and early_stopping.early_stopping_patience_counter >= config.patience,
-        "best_checkpoint": state.best_model_checkpoint,
-        "best_eval_loss": state.best_metric,
-        "data": {
-            "sources": [{"name": s.name, "checksum": s.checksum, "items": int(s.pairs["id"].nunique()),
-                         "languages": list(s.languages)} for s in sources],
-            "pair_rows": len(table),
-            "validation": None if validation is None else {"pairs": len(validation[0]), "checksum": validation[1]},
-        },
-        # Every rank trains one batch a step, so the run has used steps × world size of the sampler's batches.
-        "batches": factory.built[0].make_up(state.global_step * trainer.args.world_size) if factory.built else None,
-        "train_loss": [{"step": h["step"], "loss": h["loss"]} for h in state.log_history if "loss" in h],
-        "eval_loss": [{"step": h["step"], "eval_loss": h["eval_loss"]} for h in state.log_history if "eval_loss" in h],
-        "wall_seconds": round(seconds + (_previous_wall_seconds(output) if resume else 0.0), 2),
-        "median_step_seconds": timer.median_seconds(),  # steps only: validations and saves are outliers
-    })
-    if non_finite.failed_at is not None:
-        step, value = non_finite.failed_at
-        record["status"] = "diverged"
-        if writer:
-            write_json(output / RECORD, record)
-        last = latest_checkpoint(output)
-        hint = "; or train in fp32" if precision != "fp32" else ""
-        raise NonFiniteLossError(f"the training loss became {value} at step {step}; stopped without saving it. The "
-                                 f"last good checkpoint is {last or 'none (it failed before the first save)'}; "
-                                 f"start a new --output with a lower --lr{hint}")
-    record["status"] = "finished"
-    if writer:
-        # ST's best-model loading only logs a failure: take the best checkpoint from disk ourselves.
-        best = state.best_model_checkpoint
-        final = SentenceTransformer(best, device="cpu") if best else trainer.model
-        final.save(str(output / MODEL))
-        write_json(output / RECORD, record)  # first: the model's spec takes its name from the run record's folder
-        record["trained_model_fingerprint"] = resolve_model(str(output / MODEL)).fingerprint()
-        write_json(output / RECORD, record)
-    trainer.accelerator.wait_for_everyone()  # no rank returns before the model is on disk
-    return record
+    return _Fitted(trainer, factory, early_stopping, non_finite, timer, time.perf_counter() - began)
+
+
+def _relative(path: str | None, output: Path) -> str | None:
+    return None if path is None else Path(os.path.relpath(path, output)).as_posix()
+
+
+def _release_output(output: Path, created: bool) -> None:
+    """Remove what a run that failed before its first checkpoint wrote, so that its retry is not refused."""
+    if created:
+        shutil.rmtree(output, ignore_errors=True)
+        return
+    (output / CONFIG).unlink(missing_ok=True)
+    shutil.rmtree(output / CHECKPOINTS, ignore_errors=True)
 
 
 def _launched_world_size() -> int:
@@ -223,7 +265,7 @@ def _check_output(output: Path, resume: bool) -> None:
 
 def _run_identity(config: TrainingConfig, precision: str, sources: list, validation: tuple | None) -> dict:
     """What must not change between an interrupted run and its resume (it fixes the batch plan)."""
-    identity = {"config": asdict(config), "precision": precision, "world_size": _launched_world_size(),
+    identity = {"config": portable(asdict(config)), "precision": precision, "world_size": _launched_world_size(),
                 "data": {source.name: source.checksum for source in sources},
                 "validation": None if validation is None else validation[1]}
     return json.loads(json.dumps(identity))  # JSON types, as read back from config.json
