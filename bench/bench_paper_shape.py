@@ -37,16 +37,16 @@ from timed_training import StepClock  # same folder
 from hybridir.data.lareqa import load_lareqa, subset_lareqa
 from hybridir.data.parallel import lareqa_parallel
 from hybridir.evaluation.run import EvaluationConfig, run_evaluation
-from hybridir.experiment.presets import PRESETS
 from hybridir.experiment.runner import stages
 from hybridir.models.spec import load_model, resolve_model
 from hybridir.paths import data_dir
+from hybridir.presets import PRESETS
 from hybridir.provenance import hardware, versions
 from hybridir.sampling.pairs import build_pair_dataset
 from hybridir.training.callbacks import RetrievalCurveCallback
 from hybridir.training.trainer import train
 
-PAPER = PRESETS["paper"]
+PAPER = PRESETS["paper"].experiment
 # xlm-roberta-base's config.json (hidden 768, 12 layers, 12 heads, FFN 3072, 514 positions, 250,002 pieces).
 XLMR_BASE = dict(vocab_size=250002, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                  intermediate_size=3072, max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5,

@@ -18,7 +18,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from hybridir.evaluation.run import EvaluationConfig, run_evaluation
+from hybridir.evaluation.run import run_evaluation
+from hybridir.presets import preset_part
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
@@ -28,21 +29,6 @@ SPHINX_ENVIRONMENT = BUILD / ".doctrees"  # without it Sphinx rereads every page
 # What the notebooks' outputs depend on besides their own code (the build's own runs included).
 NOTEBOOK_INPUTS = (RESULTS, ROOT / "hybridir", BUILD / "runs")  # the paper's numbers are in hybridir/
 
-# smoke: a small real subset that runs in minutes on a laptop CPU (the main job's default);
-# full: every zero-shot table committed under results/ (about an hour on 2 CPU cores).
-PRESETS: dict[str, dict[str, EvaluationConfig]] = {
-    "smoke": {
-        "xquad-r": EvaluationConfig(dataset="xquad-r", max_question_ids=70),
-        "mlqa-r": EvaluationConfig(dataset="mlqa-r", max_question_ids=70),
-    },
-    # fp32: the committed zero-shot reference numbers, reproducible to the last digit on any machine.
-    "full": {
-        "xquad-r": EvaluationConfig(dataset="xquad-r", precision="fp32"),
-        "xquad-r-context": EvaluationConfig(dataset="xquad-r", candidate_text="sentence+context", precision="fp32"),
-        "mlqa-r": EvaluationConfig(dataset="mlqa-r", precision="fp32"),
-        "scifact": EvaluationConfig(dataset="scifact", precision="fp32"),
-    },
-}
 # The book's notebook pages, in _toc.yml's order.
 NOTEBOOKS = ("experiment", "per_language", "zero_shot_lareqa", "zero_shot_scifact", "miracl", "preset_run")
 
@@ -53,10 +39,10 @@ def preset_root(preset: str) -> Path:
 
 
 def run_preset(preset: str, model: str = "offline") -> Path:
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    """Evaluate ``preset``'s zero-shot runs (:mod:`hybridir.presets`) into :func:`preset_root`."""
+    evaluations = preset_part(preset, "zero_shot")
     root = preset_root(preset)
-    for name, config in PRESETS[preset].items():
+    for name, config in evaluations.items():
         run_evaluation(replace(config, model=model), root / name)
     return root
 

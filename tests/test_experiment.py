@@ -16,7 +16,8 @@ from hybridir.cli import main
 from hybridir.evaluation.lareqa import lareqa_results
 from hybridir.evaluation.run import EvaluationConfig
 from hybridir.experiment.claims import CLAIMS, check_claims, decide
-from hybridir.experiment.presets import PRESETS, Direction, ExperimentPreset
+from hybridir.experiment.design import Direction, ExperimentPreset
+from hybridir.presets import PRESETS
 from hybridir.experiment.report import (Experiment, alpha_sweep, best_strategy, best_strategy_agreement,
                                         cross_pair_make_up, curves, format_mean_std, per_language_beside_the_paper,
                                         language_bias, parse_run, stage_times, strategy_table, training_losses)
@@ -28,7 +29,7 @@ from hybridir.training.config import TrainingConfig
 
 
 def test_the_cpu_preset_expands_to_the_issue_s_experiment():
-    planned = stages(PRESETS["cpu"])
+    planned = stages(PRESETS["cpu"].experiment)
     trains = [s for s in planned if s.kind == "train"]
     lead = [s.run for s in trains if s.direction.name == "mlqa-r_to_xquad-r"]
     assert sorted(lead) == sorted([f"{st}-s{seed}" for st in ("mono", "cross", "hybrid") for seed in (0, 1, 2)]
@@ -56,9 +57,9 @@ def test_the_cpu_preset_expands_to_the_issue_s_experiment():
 
 def test_preset_errors_name_the_fix():
     with pytest.raises(ValueError, match="strictly between 0 and 1 and differ from 0.5"):
-        replace(PRESETS["smoke"], sweep_alphas=(0.5,))
+        replace(PRESETS["smoke"].experiment, sweep_alphas=(0.5,))
     with pytest.raises(ValueError, match="needs directions, seeds and strategies"):
-        replace(PRESETS["smoke"], seeds=())
+        replace(PRESETS["smoke"].experiment, seeds=())
 
 
 @pytest.mark.parametrize("run, expected", [
@@ -278,7 +279,7 @@ def test_smoke_preset_runs_every_stage_then_takes_all_from_the_cache(smoke_resul
     first = json.loads((smoke_results / "experiment.json").read_text())["stages"]
     capsys.readouterr()
     assert main(["reproduce", "--preset", "smoke", "--output", str(smoke_results)]) == 0
-    planned = len(stages(PRESETS["smoke"]))
+    planned = len(stages(PRESETS["smoke"].experiment))
     assert f"{planned} stages ({planned} cached)" in capsys.readouterr().out
     again = json.loads((smoke_results / "experiment.json").read_text())["stages"]
     # A cached stage keeps the time it took when it was computed.
@@ -302,7 +303,7 @@ def test_smoke_results_give_every_table_of_the_experiment_page(smoke_results):
     assert set(training_losses(experiment, lead).loss_kind) == {"train", "validation"}
     make_up = cross_pair_make_up(experiment, lead)
     assert "en" in make_up.columns and "mono-s0" not in make_up.index
-    assert stage_times(experiment).loc["total", "stages"] == len(stages(PRESETS["smoke"]))
+    assert stage_times(experiment).loc["total", "stages"] == len(stages(PRESETS["smoke"].experiment))
     verdicts, relations = check_claims(experiment, lead, n_resamples=500)
     assert verdicts.claim.tolist() == [claim.text for claim in CLAIMS]
     assert set(relations.seeds) == {"2 vs 2"} and relations["p (seeds × queries)"].between(0, 1).all()

@@ -15,14 +15,14 @@ from hybridir.models.spec import (
     OFFLINE,
     PAPER_PASSAGE_PROMPT,
     PAPER_QUERY_PROMPT,
-    PRESETS,
+    MODELS,
     load_model,
     resolve_model,
 )
 
 
 def test_presets_cover_the_paper_backbones_and_the_offline_default():
-    assert {"xlm-roberta-base", "sentence-transformers/LaBSE", "intfloat/multilingual-e5-small", OFFLINE} <= set(PRESETS)
+    assert {"xlm-roberta-base", "sentence-transformers/LaBSE", "intfloat/multilingual-e5-small", OFFLINE} <= set(MODELS)
     assert resolve_model("offline").query_prompt == E5_QUERY_PROMPT
     xlmr = resolve_model("xlm-roberta-base")
     assert (xlmr.source, xlmr.pooling, xlmr.query_prompt) == ("xlm-roberta-base", "mean", PAPER_QUERY_PROMPT)

@@ -11,7 +11,8 @@ import pandas as pd
 import papermill
 import pytest
 
-from hybridir.book import NOTEBOOKS, PRESETS, RESULTS
+from hybridir.book import NOTEBOOKS, RESULTS
+from hybridir.presets import PRESETS
 from hybridir.paper import paper_summary
 from hybridir.tables import (compare_means, headline, load_run, miracl_beside_the_paper, side_by_side, styled,
                              styled_by_setting, styled_with_best)
@@ -36,10 +37,10 @@ def test_load_run_needs_a_finished_run(tmp_path):
         load_run(tmp_path)
 
 
-@pytest.mark.parametrize("name", PRESETS["full"])
+@pytest.mark.parametrize("name", PRESETS["full"].zero_shot)
 def test_committed_results_are_complete_with_provenance(name):
     run = load_run(COMMITTED / name)
-    assert run.provenance["config"] == asdict(PRESETS["full"][name]) | {"model_spec": run.provenance["config"]["model_spec"]}
+    assert run.provenance["config"] == asdict(PRESETS["full"].zero_shot[name]) | {"model_spec": run.provenance["config"]["model_spec"]}
     assert len(run.provenance["data_checksum"]) >= 64
     assert {"date", "hardware", "versions", "model_fingerprint"} <= set(run.provenance)
     assert run.tidy.value.notna().any()

@@ -213,8 +213,8 @@ def test_the_model_is_the_best_validation_checkpoint(tmp_path, tiny_train_file, 
                                eval_steps=2, learning_rate=5e-3), tmp_path / "run", show_progress=False)
     losses = {entry["step"]: entry["eval_loss"] for entry in record["eval_loss"]}
     best_step = min(losses, key=losses.get)
-    assert sorted(losses) == [2, 4, 6] and record["best_checkpoint"].endswith(f"checkpoint-{best_step}")
-    final, best = weights(tmp_path / "run" / "model"), weights(Path(record["best_checkpoint"]))
+    assert sorted(losses) == [2, 4, 6] and record["best_checkpoint"] == f"checkpoints/checkpoint-{best_step}"
+    final, best = weights(tmp_path / "run" / "model"), weights(tmp_path / "run" / record["best_checkpoint"])
     assert all(torch.equal(final[name], best[name]) for name in best)
 
 
@@ -236,8 +236,8 @@ def test_early_stopping_stops_after_patience_and_keeps_the_best(tmp_path, tiny_t
                                eval_steps=2, patience=1), tmp_path / "run", show_progress=False,
                    callbacks=[RisingValidationLoss()])
     assert record["steps"] == 4 and record["early_stopped"] and record["best_eval_loss"] == 1.0
-    assert record["best_checkpoint"].endswith("checkpoint-2")
-    final, best = weights(tmp_path / "run" / "model"), weights(Path(record["best_checkpoint"]))
+    assert record["best_checkpoint"] == "checkpoints/checkpoint-2"  # relative to the run folder
+    final, best = weights(tmp_path / "run" / "model"), weights(tmp_path / "run" / record["best_checkpoint"])
     last = weights(tmp_path / "run" / "checkpoints" / "checkpoint-4")
     assert all(torch.equal(final[name], best[name]) for name in best)
     assert not all(torch.equal(final[name], last[name]) for name in last)

@@ -45,9 +45,8 @@ def candidate_inputs(data: LAReQA, candidate_text: str = "sentence") -> list[Tex
     """What the passage encoder reads: the answer sentence, or (sentence, paragraph) as LAReQA's models."""
     if candidate_text == "sentence":
         return data.candidates.sentence.tolist()
-    if candidate_text == "sentence+context":
-        return list(zip(data.candidates.sentence, data.candidates.context))
-    raise ValueError(f"unknown candidate text {candidate_text!r}; use one of {', '.join(CANDIDATE_TEXTS)}")
+    check_candidate_text(candidate_text)
+    return list(zip(data.candidates.sentence, data.candidates.context))
 
 
 def embed_lareqa(model: ModelSpec, data: LAReQA, candidate_text: str = "sentence",
@@ -180,6 +179,11 @@ def write_trec_run(path: Path, data: LAReQA, question_vectors: np.ndarray, candi
             for rank, column in enumerate(order[i], start=1):
                 handle.write(f"{query_language}:{qid} Q0 {uids[column]} {rank} {scores[i, column]:.6f} {tag}\n")
     return path
+
+
+def check_candidate_text(candidate_text: str) -> None:
+    if candidate_text not in CANDIDATE_TEXTS:
+        raise ValueError(f"unknown candidate text {candidate_text!r}; use one of {', '.join(CANDIDATE_TEXTS)}")
 
 
 def check_settings(settings: Iterable[str]) -> tuple[str, ...]:

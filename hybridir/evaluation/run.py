@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from hybridir.data.lareqa import DATASETS as LAREQA_DATASETS
-from hybridir.evaluation.lareqa import SETTINGS
-from hybridir.models.precision import DEFAULT_PRECISION
+from hybridir.evaluation.lareqa import SETTINGS, check_candidate_text, check_settings
+from hybridir.models.precision import DEFAULT_PRECISION, PRECISIONS, check_precision
 from hybridir.models.spec import ModelSpec, resolve_model
+from hybridir.options import option
 from hybridir.provenance import EVALUATION_CODE, code_digest, provenance, write_provenance
 
 PER_QUERY = "per_query.csv.gz"
@@ -18,33 +19,50 @@ PER_QUERY = "per_query.csv.gz"
 
 @dataclass(frozen=True)
 class EvaluationConfig:
-    model: str = "offline"
-    dataset: str = "xquad-r"
-    model_path: str | None = None
-    languages: list[str] | None = None
-    settings: list[str] = field(default_factory=lambda: list(SETTINGS))
-    candidate_text: str = "sentence"
-    max_question_ids: int | None = None
-    corpus_dataset: str | None = None
-    query_language: str = "en"
-    corpus_language: str | None = None
-    miracl_corpus: str = "miracl/miracl-corpus"
-    batch_size: int = 64
-    trec_runs: bool = False
-    per_query: bool = False  # LAReQA: also write per_query.csv.gz (the units of paired significance tests)
-    precision: str = DEFAULT_PRECISION  # fp32 | bf16 | fp16 | auto (see hybridir.models.precision)
-    # Tokens per text; None = the model's own (a trained run keeps its training length, e.g. 128).
-    max_length: int | None = None
+    """One evaluation: model, dataset, protocol options. Checked when built, so a bad preset or option fails
+    before minutes of encoding (the languages, which need the data, are checked when it loads)."""
+
+    model: str = option("offline", "'offline', a hub id (intfloat/multilingual-e5-small, xlm-roberta-base, "
+                                   "sentence-transformers/LaBSE) or a local folder")
+    dataset: str = option("xquad-r", "xquad-r | mlqa-r | scifact | miracl | a BEIR-format directory")
+    model_path: str | None = option(None, "local copy of a hub preset (same layout)")
+    languages: list[str] | None = option(None, "LAReQA query languages or MIRACL languages (default all)",
+                                         metavar="LANG")
+    settings: list[str] = option(list(SETTINGS), "LAReQA settings: mono cross multi", metavar="SETTING")
+    candidate_text: str = option("sentence", "sentence | sentence+context (LAReQA)")
+    max_question_ids: int | None = option(None, "LAReQA: keep N question ids, taken round-robin over the languages "
+                                                "(on XQuAD-R simply the first N), and the paragraphs answering them")
+    corpus_dataset: str | None = option(None, "BEIR: search this dataset's corpus (cross-lingual variant)")
+    query_language: str = option("en", "BEIR: language of the queries")
+    corpus_language: str | None = option(None, "BEIR: language of the corpus (default: the query language)")
+    miracl_corpus: str = option("miracl/miracl-corpus", "MIRACL corpus: hub id or local directory in the hub's layout")
+    batch_size: int = option(64, "texts per encoding batch")
+    trec_runs: bool = option(False, "LAReQA: also write TREC run files (top 100)")
+    per_query: bool = option(False, "LAReQA: also write per_query.csv.gz (each query's metrics, the units of paired "
+                                    "significance tests)")
+    precision: str = option(DEFAULT_PRECISION, "encoder weights: fp32, bf16 (fast on CPUs with AMX and recent GPUs), "
+                                               "fp16 (GPU), auto (bf16 where fast, else fp32); embeddings are float32 "
+                                               "either way", choices=PRECISIONS)
+    max_length: int | None = option(None, "tokens per text (default: the model's own; a trained run's is its "
+                                          "training length)")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.max_length is not None and (isinstance(self.max_length, bool) or not isinstance(self.max_length, int)
+                                            or self.max_length < 8):
+            raise ValueError(f"--max-length must be an integer of at least 8 tokens, got {self.max_length}")
+        if self.max_question_ids is not None and (isinstance(self.max_question_ids, bool) or self.max_question_ids < 1):
+            raise ValueError(f"--max-question-ids must be a positive integer, got {self.max_question_ids}")
+        check_precision(self.precision)
+        check_settings(self.settings)
+        check_candidate_text(self.candidate_text)
+        _check_options_fit_dataset(self)
 
 
 def run_evaluation(config: EvaluationConfig, output: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Evaluate, write the three files to ``output`` and return (tidy, summary)."""
-    if config.max_length is not None and (isinstance(config.max_length, bool) or config.max_length < 8):
-        raise ValueError(f"--max-length must be an integer of at least 8 tokens, got {config.max_length}")
     model = evaluated_model(config)
-    if config.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {config.batch_size}")
-    _check_options_fit_dataset(config)
     output = Path(output)
     if config.dataset in LAREQA_DATASETS:
         tidy, summary, checksum = _lareqa(config, model, output)
@@ -92,12 +110,10 @@ def _check_options_fit_dataset(config: EvaluationConfig) -> None:
 
 def _lareqa(config: EvaluationConfig, model, output: Path):
     from hybridir.data.lareqa import load_lareqa, subset_lareqa
-    from hybridir.evaluation.lareqa import (check_languages, check_settings, embed_lareqa, lareqa_results,
-                                            summarize, write_trec_run)
+    from hybridir.evaluation.lareqa import check_languages, embed_lareqa, lareqa_results, summarize, write_trec_run
 
     data = load_lareqa(config.dataset)
-    check_settings(config.settings)  # bad arguments fail before minutes of encoding
-    check_languages(data, config.languages)
+    check_languages(data, config.languages)  # bad arguments fail before minutes of encoding
     if config.max_question_ids is not None:
         data = subset_lareqa(data, config.max_question_ids)
     questions, candidates = embed_lareqa(model, data, config.candidate_text, config.batch_size)

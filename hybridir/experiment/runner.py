@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from hybridir.evaluation.run import EvaluationConfig, evaluated_model
-from hybridir.experiment.presets import Direction, ExperimentPreset
+from hybridir.experiment.design import Direction, ExperimentPreset
 from hybridir.models.spec import resolve_model
 from hybridir.paths import cache_dir
 from hybridir.provenance import EVALUATION_CODE, TRAINING_CODE, code_digest, hardware, portable, versions, write_json

