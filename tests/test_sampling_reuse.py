@@ -185,20 +185,22 @@ def test_too_few_groups_of_distinct_texts_for_a_batch_fail_up_front():
     assert len(list(LanguageBatchSampler(dataset, 20, table=table, strategy="mono").plan(0))) == 3
 
 
+@pytest.mark.parametrize("name, shared, items", [("xquad-r", 0.5, 1190), ("mlqa-r", 0.003, 1148)])
 @pytest.mark.parametrize("batch_size", [32, 100])
-def test_real_xquad_r_batches_never_repeat_a_text(batch_size):
-    """XQuAD-R: 56% of (id, language) rows share their answer sentence with another id; under the items-only
-    rule 35% (batch 32) to 100% (batch 100) of mono batches held a repeat (results/bench/bench_repeated_texts.txt).
-    Now no batch of any strategy holds one, over 3 epochs, checked on the texts themselves."""
+def test_real_lareqa_batches_never_repeat_a_text(name, shared, items, batch_size):
+    """XQuAD-R: 56% of (id, language) rows share their answer sentence with another id (MLQA-R: 0.4%); under the
+    items-only rule 35% (batch 32) to 100% (batch 100) of XQuAD-R's mono batches held a repeat
+    (results/bench/bench_repeated_texts.txt). Now no batch of any strategy holds one, over 3 epochs, checked on
+    the texts themselves."""
     from hybridir.data.parallel import lareqa_parallel
 
-    source = lareqa_parallel("xquad-r")
-    assert source.pairs.duplicated(["language", "positive"], keep=False).mean() > 0.5  # the test can fail
+    source = lareqa_parallel(name)
+    assert source.pairs.duplicated(["language", "positive"], keep=False).mean() > shared  # the test can fail
     dataset, table = build_pair_dataset([source])
     query, passage = np.asarray(dataset["query"], dtype=object), np.asarray(dataset["passage"], dtype=object)
     for strategy in ("mono", "cross", "hybrid"):
         sampler = LanguageBatchSampler(dataset, batch_size, table=table, strategy=strategy, seed=0)
-        assert len(sampler) == 1190 // batch_size
+        assert len(sampler) == items // batch_size
         for epoch in range(3):
             for batch in sampler.plan(epoch):
                 texts = np.concatenate([query[batch.rows], passage[batch.rows]])

@@ -234,6 +234,8 @@ class LanguageSamplerFactory:
                  eval_table: PairTable | Mapping[str, PairTable] | None = None, eval_seed: int = 0) -> None:
         check_strategy(strategy, alpha, temperature)
         check_cross_pairs(cross_pairs)
+        if table is None:
+            raise ValueError("pass the training data's PairTable (build_pair_dataset returns it beside the dataset)")
         self.options = {"strategy": strategy, "alpha": alpha, "temperature": temperature, "pooled_ranks": pooled_ranks,
                         "cross_pairs": cross_pairs}
         self.train_datasets = _known_datasets(train_dataset, table, "train_dataset", "table")
