@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,26 +13,44 @@ import torch
 from hybridir import encoding
 from hybridir.cli import main
 from hybridir.models import precision as precision_module
-from hybridir.models.precision import cpu_has_amx, resolve_precision
+from hybridir.models.precision import cpu_has_native_bf16, resolve_precision
 from hybridir.models.spec import ModelSpec, resolve_model
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "zero-shot"
 
 
-def test_amx_is_read_from_the_cpu_flags(tmp_path):
-    with_amx, without = tmp_path / "amx", tmp_path / "plain"
-    with_amx.write_text("processor\t: 0\nflags\t\t: fpu avx512f amx_bf16 amx_tile amx_int8\n")
-    without.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16\n")  # bf16 instructions, no AMX tiles
-    assert cpu_has_amx(with_amx) and not cpu_has_amx(without)
-    assert not cpu_has_amx(tmp_path / "missing")
+def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):
+    amx, avx512, plain = tmp_path / "amx", tmp_path / "avx512", tmp_path / "plain"
+    amx.write_text("processor\t: 0\nflags\t\t: fpu avx512f amx_bf16 amx_tile amx_int8\n")
+    avx512.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n")  # bf16 dot products (AMD Zen 4)
+    plain.write_text("processor\t: 0\nflags\t\t: fpu avx2 fma\n")  # bf16 only emulated
+    assert cpu_has_native_bf16(amx) and cpu_has_native_bf16(avx512) and not cpu_has_native_bf16(plain)
+    assert not cpu_has_native_bf16(tmp_path / "missing")
 
 
-@pytest.mark.parametrize(("amx", "expected"), [(True, "bf16"), (False, "fp32")])
-def test_auto_is_bf16_exactly_where_the_cpu_has_amx(monkeypatch, amx, expected):
+@pytest.mark.parametrize(("native", "expected"), [(True, "bf16"), (False, "fp32")])
+def test_auto_is_bf16_exactly_where_the_cpu_has_native_bf16(monkeypatch, native, expected):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(precision_module, "cpu_has_amx", lambda: amx)
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: native)
     assert resolve_precision("auto") == expected
-    assert resolve_precision("fp32") == "fp32" and resolve_precision("bf16") == "bf16"
+    assert resolve_precision("fp32") == "fp32"
+
+
+def test_forcing_emulated_bf16_warns_once_with_the_measured_slowdown(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: False)
+    precision_module._warn_emulated_bf16.cache_clear()
+    with pytest.warns(UserWarning, match=r"^hybridir: bf16 is emulated on this CPU \(no AMX or AVX512-BF16 in its "
+                                         r"flags\): a 256² matmul took \d+x the fp32 time; use --precision auto"):
+        assert resolve_precision("bf16") == "bf16"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per process
+        resolve_precision("bf16")
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: True)
+    precision_module._warn_emulated_bf16.cache_clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve_precision("bf16") == "bf16"
 
 
 def test_bad_precisions_fail_with_the_fix(monkeypatch):

@@ -16,6 +16,9 @@ Stages, in the order they run (the lead direction first, so an interrupted run h
 ``experiment.json`` records the preset, each stage's wall time in this invocation (``seconds``), whether
 it was cached, the time it took when it was computed (``computed_seconds``, carried over from the
 previous record for a cached stage), and the provenance of the whole run.
+
+The trainer and the evaluation are imported when a stage runs: the report, and so the book's notebooks,
+read this module's folder names and should not import torch and sentence-transformers for them.
 """
 
 from __future__ import annotations
