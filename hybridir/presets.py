@@ -34,14 +34,20 @@ class Preset:
         return None if self.experiment is None else self.experiment.training
 
 
+def _preset(name: str, description: str, experiment: dict | None = None,
+            zero_shot: Mapping[str, EvaluationConfig] | None = None) -> Preset:
+    """A preset whose experiment (the ExperimentPreset fields besides name and description) shares its name."""
+    design = None if experiment is None else ExperimentPreset(name=name, description=description, **experiment)
+    return Preset(name, description, experiment=design, zero_shot=zero_shot or {})
+
+
 _LEAD = Direction("mlqa-r", "xquad-r")  # XQuAD-R's el, ru, th, tr are unseen in training, as el and vi in the paper
 _REVERSE = Direction("xquad-r", "mlqa-r")
 
 PRESETS: dict[str, Preset] = {
-    "smoke": Preset(
+    "smoke": _preset(
         "smoke", "CI: every stage on tiny real subsets, minutes on 2 cores",
-        experiment=ExperimentPreset(
-            name="smoke", description="CI: every stage on tiny real subsets, minutes on 2 cores",
+        experiment=dict(
             training=TrainingConfig(max_steps=4, batch_size=8, eval_steps=2, validation_size=16, max_length=64),
             directions=(_LEAD, _REVERSE), seeds=(0, 1), other_seeds=(0,), sweep_alphas=(0.25,),
             evaluation=EvaluationConfig(max_question_ids=12, per_query=True), curve_question_ids=6, beir=()),
@@ -50,24 +56,22 @@ PRESETS: dict[str, Preset] = {
     # A step of batch 32 takes about 2.7 s in bf16 with frozen word embeddings on 2 cores with AMX; 100 steps
     # are about 2.8 passes over MLQA-R's 1,148 ids (a probe saw the numbers settle after about one).
     # Evaluation on the first 300 question ids of each dataset (all languages).
-    "cpu": Preset(
+    "cpu": _preset(
         "cpu", "the local reproduction on a laptop CPU (about 2 h on 2 cores with AMX)",
-        experiment=ExperimentPreset(
-            name="cpu", description="the local reproduction on a laptop CPU (about 2 h on 2 cores with AMX)",
+        experiment=dict(
             training=TrainingConfig(), directions=(_LEAD, _REVERSE), seeds=(0, 1, 2), other_seeds=(0,),
             sweep_alphas=(0.25, 0.75), evaluation=EvaluationConfig(max_question_ids=300, per_query=True),
             curve_question_ids=60, beir=("scifact",))),
-    "paper": Preset(
+    "paper": _preset(
         "paper", "the paper's setting on a GPU: xlm-roberta-base, batch 100, full evaluation",
-        experiment=ExperimentPreset(
-            name="paper", description="the paper's setting on a GPU: xlm-roberta-base, batch 100, full evaluation",
+        experiment=dict(
             training=TrainingConfig(model="xlm-roberta-base", batch_size=100, max_steps=3000, eval_steps=100,
                                     validation_size=None, max_length=256, freeze_word_embeddings=False),
             directions=(_LEAD, _REVERSE), seeds=(0, 1, 2), other_seeds=(0, 1, 2), sweep_alphas=(0.25, 0.75),
             evaluation=EvaluationConfig(per_query=True, batch_size=256), curve_question_ids=200,
             beir=("scifact",))),
     # fp32: the committed zero-shot reference numbers, reproducible to the last digit on any machine.
-    "full": Preset(
+    "full": _preset(
         "full", "every zero-shot table committed under results/zero-shot (about an hour on 2 CPU cores)",
         zero_shot={
             "xquad-r": EvaluationConfig(dataset="xquad-r", precision="fp32"),

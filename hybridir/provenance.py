@@ -49,13 +49,19 @@ _MATRIX_ISA = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_v
                "amx_tile", "asimd", "sve", "bf16")
 
 
-def _matrix_isa_flags() -> list[str]:
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    """The CPU's ISA flags (Linux: the first ``flags``, or on ARM ``Features``, line of /proc/cpuinfo); empty
+    where that file is missing."""
     try:
-        text = Path("/proc/cpuinfo").read_text()
+        text = cpuinfo.read_text()
     except OSError:
-        return []
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
-                  if line.startswith(("flags", "Features"))), [])
+        return frozenset()
+    return frozenset(next((line.split(":", 1)[1].split() for line in text.splitlines()
+                           if line.startswith(("flags", "Features"))), []))
+
+
+def _matrix_isa_flags() -> list[str]:
+    flags = cpu_flags()
     return [flag for flag in _MATRIX_ISA if flag in flags]
 
 

@@ -40,9 +40,9 @@ class EvaluationConfig:
     trec_runs: bool = option(False, "LAReQA: also write TREC run files (top 100)")
     per_query: bool = option(False, "LAReQA: also write per_query.csv.gz (each query's metrics, the units of paired "
                                     "significance tests)")
-    precision: str = option(DEFAULT_PRECISION, "encoder weights: fp32, bf16 (fast on CPUs with AMX or AVX512-BF16 and recent GPUs), "
-                                               "fp16 (GPU), auto (bf16 where fast, else fp32); embeddings are float32 "
-                                               "either way", choices=PRECISIONS)
+    precision: str = option(DEFAULT_PRECISION, "encoder weights: fp32, bf16 (fast on CPUs with AMX or AVX512-BF16 "
+                                               "and recent GPUs), fp16 (GPU), auto (bf16 where fast, else fp32); "
+                                               "embeddings are float32 either way", choices=PRECISIONS)
     max_length: int | None = option(None, "tokens per text (default: the model's own; a trained run's is its "
                                           "training length)")
 

@@ -4,8 +4,8 @@
 native bf16 matrix instructions (on CPUs Intel AMX or AVX512-BF16, on GPUs Ampere and later);
 ``fp16`` is for GPUs only (CPUs have no fast fp16 matmul); ``auto`` picks bf16 where the hardware
 has such instructions and fp32 elsewhere. Forcing bf16 where it is emulated warns with the
-slowdown measured on the spot. Embeddings are returned as float32 whatever the compute precision, so the metrics
-stay exact; ``bench/bench_precision.py`` measures what bf16 changes in the numbers.
+slowdown measured on the spot. Embeddings are returned as float32 whatever the compute precision,
+so the metrics stay exact; ``bench/bench_precision.py`` measures what bf16 changes in the numbers.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from hybridir.provenance import cpu_flags
 
 if TYPE_CHECKING:
     import torch
@@ -64,11 +66,7 @@ NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 @lru_cache(maxsize=2)
 def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """Whether the CPU has bf16 matrix instructions (Linux: AMX tiles or AVX512-BF16 in /proc/cpuinfo)."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return False
-    return any(line.startswith("flags") and set(NATIVE_BF16_FLAGS) & set(line.split()) for line in text.splitlines())
+    return bool(cpu_flags(cpuinfo) & set(NATIVE_BF16_FLAGS))
 
 
 @lru_cache(maxsize=1)

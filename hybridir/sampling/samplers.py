@@ -277,7 +277,7 @@ class LanguageSamplerFactory:
                     "length (changed after the factory was built?): build LanguageSamplerFactory from the dataset "
                     "you pass as train_dataset, select or split the ParallelQA pairs by id before "
                     "build_pair_dataset, and name an evaluation set with eval_dataset=")
-        repeats = rows.batches_with_repeats(batch_size)
+        repeats = _batches_with_repeats(dataset, batch_size)
         warnings.warn(f"hybridir: a dataset of {len(rows)} rows that LanguageSamplerFactory was not built from gets "
                       f"sequential batches, {repeats} of {math.ceil(len(rows) / batch_size)} holding a text twice; "
                       "name it with eval_dataset= (and eval_table= to batch it like training), or build the factory "
@@ -293,7 +293,7 @@ class _FixedOrderSampler(LanguageBatchSampler):
 
 
 class _RowTexts:
-    """A dataset's rows as one hash per row (in order), to recognise it later, and its texts as codes."""
+    """A dataset's rows as one hash per row (in order), to recognise it later."""
 
     def __init__(self, dataset: Dataset) -> None:
         frame = dataset.to_pandas()  # raw rows: a format or a trainer's transform (dataset_name) is not read
@@ -302,8 +302,6 @@ class _RowTexts:
             self.hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
         except TypeError:  # a column of lists or dicts: hash its text form
             self.hashes = pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy()
-        texts = frame.select_dtypes(exclude=["number", "bool"]).to_numpy()  # labels are numbers: not texts
-        self.codes = pd.factorize(texts.ravel())[0].reshape(texts.shape)
 
     def __len__(self) -> int:
         return len(self.hashes)
@@ -315,11 +313,6 @@ class _RowTexts:
     def overlaps(self, other: _RowTexts) -> bool:
         return len(self) == len(other) or bool(np.isin(other.hashes, self.hashes).any())
 
-    def batches_with_repeats(self, batch_size: int) -> int:
-        """How many batches of consecutive rows hold one text twice."""
-        frame = pd.DataFrame({"batch": np.repeat(np.arange(len(self)) // batch_size, self.codes.shape[1]),
-                              "text": self.codes.ravel()})
-        return int(frame[frame.duplicated()].batch.nunique())
 
 
 class _KnownDataset(NamedTuple):
@@ -350,6 +343,14 @@ def _known_datasets(dataset: Dataset | DatasetDict, table: PairTable | Mapping[s
                              "build_pair_dataset from the same sources")
         known.append(_KnownDataset(name, _RowTexts(part), part_table))
     return known
+
+
+def _batches_with_repeats(dataset: Dataset, batch_size: int) -> int:
+    """How many batches of consecutive rows hold one text twice (labels are numbers: not texts)."""
+    texts = dataset.to_pandas().select_dtypes(exclude=["number", "bool"]).to_numpy()
+    frame = pd.DataFrame({"batch": np.repeat(np.arange(len(texts)) // batch_size, texts.shape[1]),
+                          "text": pd.factorize(texts.ravel())[0]})
+    return int(frame[frame.duplicated()].batch.nunique())
 
 
 def _sequential(dataset: Dataset, batch_size: int, drop_last: bool, valid_label_columns: list[str] | None,

@@ -46,8 +46,8 @@ class TrainingConfig:
     freeze_word_embeddings: bool = option(True, "freeze the word embeddings: cheaper on CPU, and keeps the "
                                                 "vocabulary's pre-trained cross-lingual alignment")
     precision: str = option("auto", "bf16/fp16: autocast with fp32 weights and optimiser state; auto: bf16 where "
-                                    "the hardware has bf16 instructions (AMX or AVX512-BF16 CPUs, recent GPUs), else fp32",
-                            choices=PRECISIONS)
+                                    "the hardware has bf16 instructions (AMX or AVX512-BF16 CPUs, recent GPUs), "
+                                    "else fp32", choices=PRECISIONS)
     validation: str = option(SQUADSHIFTS_PREFIX, "squadshifts (new_wiki) | squadshifts:NAME | none | FILE.jsonl; the "
                                                  "best checkpoint by validation loss becomes the model")
     validation_size: int | None = option(512, "validation pairs (a fixed subset), or all")

@@ -218,7 +218,7 @@ def _training_arguments(config: TrainingConfig, precision: str, spec: ModelSpec,
         data_seed=config.seed,
         bf16=precision == "bf16",  # autocast; weights and AdamW state stay fp32
         fp16=precision == "fp16",
-        # Without a GPU: bf16 autocast runs on the CPU (AMX, AVX512-BF16), and DDP needs accelerate's CPU (gloo) set-up.
+        # Without a GPU: bf16 autocast runs on the CPU (AMX, AVX512-BF16); DDP needs accelerate's CPU (gloo) set-up.
         use_cpu=not torch.cuda.is_available() and (precision == "bf16" or _launched_world_size() > 1),
         prompts=prompts,
         batch_sampler=factory,
