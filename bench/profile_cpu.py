@@ -8,7 +8,9 @@ The offline model (multilingual-e5-small), 2 threads, in one run:
 1. **Padding.** Over all XQuAD-R candidates and questions, batched as sentence-transformers' ``encode`` does
    (sorted by length, batch 64): the share of computed token positions that are padding.
 2. **Encoding batch.** One batch of 64 XQuAD-R candidate sentences of median length, fp32 and bf16 weights:
-   tokenisation, then the forward pass under torch.profiler, its self time split by operator kind.
+   tokenisation, then the forward pass under torch.profiler, its self time split by operator kind. Then the
+   openvino engine in bf16 on that batch, on 64 median-length questions and on 64 long candidates (99th
+   length percentile), with OpenVINO's own per-node timings summed by node type.
 3. **Training step.** One MNRL step (batch 32, max length 128, frozen word embeddings, fp32 and bf16
    autocast over fp32 weights): tokenisation, forward, backward and AdamW, each phase's wall time, and the
    profiled self time by operator kind.
@@ -97,6 +99,34 @@ def profile_encoding(texts: list[str], precision: str) -> None:
     show("profiled forward", profiled, prof)
 
 
+def profile_openvino(texts: list[str], label: str) -> None:
+    """The openvino engine in bf16 on one batch: forward time, and OpenVINO's own per-node timings by node type."""
+    from hybridir.models.openvino_engine import INPUTS, OpenVINOTransformer
+
+    model = load_model(resolve_model("offline"))
+    features = model.tokenize(["passage: " + text for text in texts])
+    example = {name: features[name] for name in INPUTS if name in features}
+    engine = OpenVINOTransformer(model[0].auto_model.eval(), example, "bf16", torch.get_num_threads(),
+                                 options={"PERF_COUNT": True})
+    request = engine.compiled.create_infer_request()
+    inputs = {name: tensor.numpy() for name, tensor in example.items()}
+    for _ in range(2):  # warm-up
+        request.infer(inputs)
+    walls = []
+    for _ in range(3):
+        began = time.perf_counter()
+        request.infer(inputs)
+        walls.append(time.perf_counter() - began)
+    wall = statistics.median(walls)
+    by_type: dict[str, float] = defaultdict(float)
+    for node in request.profiling_info:  # the last inference's
+        by_type[node.node_type] += node.real_time.total_seconds()
+    tokens = int(features["attention_mask"].sum())
+    parts = ", ".join(f"{kind} {seconds / wall:.0%}" for kind, seconds in sorted(by_type.items(), key=lambda kv: -kv[1])[:6])
+    print(f" openvino bf16, {label}: forward median {wall * 1e3:.0f} ms ({tokens} tokens, {tokens / wall:.0f} "
+          f"tokens/s); by OpenVINO node type: {parts}")
+
+
 def profile_training(queries: list[str], passages: list[str], precision: str) -> dict[str, float]:
     torch.manual_seed(0)
     spec = resolve_model("offline", max_seq_length=128)
@@ -157,6 +187,12 @@ def main() -> None:
     print("\nencoding one batch of 64 median-length XQuAD-R candidates:")
     for precision in ("fp32", "bf16"):
         profile_encoding(batch, precision)
+    questions = sorted(data.questions.text.tolist(), key=len)
+    long = by_length[int(0.99 * len(by_length)) - 32:int(0.99 * len(by_length)) + 32]
+    for texts, label in ((batch, "the same batch"), (questions[len(questions) // 2 - 32:len(questions) // 2 + 32],
+                                                      "64 median-length questions"),
+                         (long, "64 candidates at the 99th length percentile")):
+        profile_openvino(texts, label)
 
     pairs = lareqa_parallel("mlqa-r").pairs.sample(n=32, random_state=0)
     print("\ntraining step, MNRL, batch 32 MLQA-R pairs, max length 128, frozen word embeddings:")

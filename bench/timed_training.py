@@ -35,8 +35,9 @@ class StepClock(TrainerCallback):
             self.losses.append(logs["loss"])
 
 
-def timed_training(model, spec, dataset, batch_sampler, steps: int, bf16: bool) -> StepClock:
-    """Train ``model`` for ``steps`` steps of ``BATCH`` pairs; the clock of the run."""
+def timed_training(model, spec, dataset, batch_sampler, steps: int, bf16: bool, **arguments) -> StepClock:
+    """Train ``model`` for ``steps`` steps of ``BATCH`` pairs; the clock of the run. ``arguments`` add training
+    arguments (``torch_compile=True``)."""
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
@@ -46,7 +47,8 @@ def timed_training(model, spec, dataset, batch_sampler, steps: int, bf16: bool) 
             output_dir=folder, max_steps=steps, per_device_train_batch_size=BATCH, learning_rate=3e-5,
             weight_decay=0.01, warmup_steps=0.1, seed=0, bf16=bf16, use_cpu=True, batch_sampler=batch_sampler,
             prompts={"query": spec.query_prompt, "passage": spec.passage_prompt}, save_strategy="no",
-            eval_strategy="no", logging_steps=1, report_to="none", disable_tqdm=True, dataloader_pin_memory=False)
+            eval_strategy="no", logging_steps=1, report_to="none", disable_tqdm=True, dataloader_pin_memory=False,
+            **arguments)
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset,
                                              loss=MultipleNegativesRankingLoss(model), callbacks=[clock])
         trainer.remove_callback(PrinterCallback)  # a dict per step

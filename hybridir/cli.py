@@ -66,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--model", help="base model instead of the preset's: 'offline', a hub id or a local folder")
     reproduce.add_argument("--model-path", help="local copy of a hub preset (same layout)")
     reproduce.add_argument("--work", type=Path, help="models and checkpoints (default: the cache's runs/PRESET)")
+    reproduce.add_argument("--jobs", type=int, default=1,
+                           help="runs at once, each with an equal share of the CPU threads (2 on 2 cores: more "
+                                "steps per second; bench/bench_training_step.py)")
     reproduce.set_defaults(run=_reproduce)
 
     book = commands.add_parser("book", help="evaluate a preset's zero-shot runs, then build the Jupyter Book (-W)")
@@ -103,7 +106,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     spec = provenance["config"]["model_spec"]
     subset = f", {config.max_question_ids} question ids" if config.max_question_ids else ""
     languages = f", languages {' '.join(config.languages)}" if config.languages else ""
-    print(f"{config.dataset}{subset}{languages} · model {spec['name']} ({spec['precision']}, fingerprint "
+    print(f"{config.dataset}{subset}{languages} · model {spec['name']} ({spec['precision']}, {spec.get('engine', 'torch')}, fingerprint "
           f"{provenance['model_fingerprint']}) · macro means in the last row")
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(summary.round(4).to_string())
@@ -139,7 +142,7 @@ def _reproduce(args: argparse.Namespace) -> int:
 
     preset = preset_with_model(preset_part(args.preset, "experiment"), args.model, args.model_path)
     output = args.output or Path("results") / args.preset
-    record = reproduce(preset, output, work=args.work)
+    record = reproduce(preset, output, work=args.work, jobs=args.jobs)
     cached = sum(stage["cached"] for stage in record["stages"])
     print(f"{len(record['stages'])} stages ({cached} cached) in {record['wall_seconds']:.0f} s; wrote {output}")
     return 0

@@ -74,11 +74,11 @@ PRESETS: dict[str, Preset] = {
     "full": _preset(
         "full", "every zero-shot table committed under results/zero-shot (about an hour on 2 CPU cores)",
         zero_shot={
-            "xquad-r": EvaluationConfig(dataset="xquad-r", precision="fp32"),
+            "xquad-r": EvaluationConfig(dataset="xquad-r", precision="fp32", engine="torch"),
             "xquad-r-context": EvaluationConfig(dataset="xquad-r", candidate_text="sentence+context",
-                                                precision="fp32"),
-            "mlqa-r": EvaluationConfig(dataset="mlqa-r", precision="fp32"),
-            "scifact": EvaluationConfig(dataset="scifact", precision="fp32"),
+                                                precision="fp32", engine="torch"),
+            "mlqa-r": EvaluationConfig(dataset="mlqa-r", precision="fp32", engine="torch"),
+            "scifact": EvaluationConfig(dataset="scifact", precision="fp32", engine="torch"),
         }),
 }
 

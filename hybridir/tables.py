@@ -49,8 +49,10 @@ def provenance_note(provenance: dict) -> str:
     device = hardware.get("gpu") or f"{hardware['processor']} ({hardware['cpu_count']} cores)"
     subset = f", subset of {config['max_question_ids']} question ids" if config.get("max_question_ids") else ""
     model = config.get("model_spec", {}).get("name", config["model"])
-    precision = config.get("model_spec", {}).get("precision", "fp32")  # runs older than the setting were fp32
-    return (f"**Provenance.** model {model} (`{config['model']}`, {precision}, "
+    spec = config.get("model_spec", {})
+    # Runs older than these settings were fp32 in torch.
+    precision, engine = spec.get("precision", "fp32"), spec.get("engine", "torch")
+    return (f"**Provenance.** model {model} (`{config['model']}`, {precision}, {engine}, "
             f"fingerprint `{provenance['model_fingerprint']}`), "
             f"dataset `{config['dataset']}`{subset}, candidate text `{config.get('candidate_text')}`; "
             f"data checksum `{provenance['data_checksum'][:16]}…`; {versions}; run {provenance['date']} on {device}.")

@@ -104,6 +104,16 @@ def test_encoding_time_is_recorded_beside_the_cache(tiny_spec):
     encoding.encode(tiny_spec, texts, "query", show_progress=False)
     record = encoding.encoding_record(tiny_spec, texts, "query")
     assert record["texts"] == 2 and record["seconds"] > 0 and record["resumed_shards"] == 0
+    assert record["batch_size"] == encoding.CPU_BATCH_SIZE  # the default, resolved for this CPU
+
+
+def test_the_default_batch_is_the_cpu_one_without_a_gpu_and_larger_with_one(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert encoding.default_batch_size() == encoding.CPU_BATCH_SIZE == 16
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert encoding.default_batch_size() == 128
 
 
 def test_batches_are_sentence_transformers_own_so_embeddings_are_bit_identical(tiny_spec, xquad):

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from hybridir.cli import main
 from hybridir.evaluation.lareqa import lareqa_results
@@ -21,7 +22,7 @@ from hybridir.presets import PRESETS
 from hybridir.experiment.report import (Experiment, alpha_sweep, best_strategy, best_strategy_agreement,
                                         cross_pair_make_up, curves, format_mean_std, per_language_beside_the_paper,
                                         language_bias, parse_run, stage_times, strategy_table, training_losses)
-from hybridir.experiment.runner import reproduce, stages, training_folder
+from hybridir.experiment.runner import _independent_runs, _threads_per_job, reproduce, stages, training_folder
 from hybridir.experiment.statistics import compare, paired_permutation_p, seed_query_bootstrap
 from hybridir.training.config import TrainingConfig
 
@@ -206,6 +207,36 @@ def test_the_runner_caches_finished_stages_and_resumes_or_restarts_unfinished_on
     assert restarted["stages"][1]["cached"] is False
     assert json.loads((folder / "run.json").read_text())["status"] == "finished"
     assert pd.read_csv(run_folder / "curve.csv").step.tolist() == [0, 2, 4]  # step 0 and every checkpoint
+
+
+def test_two_jobs_run_independent_runs_side_by_side_into_the_same_cache(tmp_path, tiny_xlmr_folder):
+    """--jobs 2: each run (its training, then its evaluations) in its own single-threaded process; the record
+    lists the stages in plan order, and a one-job rerun finds every stage cached."""
+    beir = tiny_beir(tmp_path / "tiny-beir")
+    preset = replace(tiny_preset(tiny_xlmr_folder, str(beir)), strategies=("hybrid", "mono"))
+    results, work = tmp_path / "results", tmp_path / "work"
+    groups = [[stage.name for stage in group] for group in _independent_runs(stages(preset))]
+    assert groups == [["evaluate mlqa-r_to_xquad-r zero-shot"],
+                      ["train mlqa-r_to_xquad-r hybrid-s0", "evaluate mlqa-r_to_xquad-r hybrid-s0",
+                       f"beir {beir} hybrid-s0"],
+                      ["train mlqa-r_to_xquad-r mono-s0", "evaluate mlqa-r_to_xquad-r mono-s0", f"beir {beir} mono-s0"],
+                      [f"beir {beir} zero-shot"]]
+    parallel = reproduce(preset, results, work, jobs=2)
+    assert parallel["jobs"] == 2 and parallel["threads_per_job"] == torch.get_num_threads() // 2
+    assert [s["stage"] for s in parallel["stages"]] == [stage.name for stage in stages(preset)]
+    assert not any(s["cached"] for s in parallel["stages"])
+    again = reproduce(preset, results, work)
+    assert all(s["cached"] for s in again["stages"])
+
+
+@pytest.mark.parametrize(("jobs", "threads", "gpu", "message"), [
+    (0, 2, False, "--jobs must be a positive integer, got 0"),
+    (3, 2, False, "--jobs 3 exceeds this machine's 2 CPU threads; use at most 2"),
+    (2, 2, True, "--jobs > 1 shares the CPU cores between runs; on a GPU use --jobs 1"),
+])
+def test_a_job_count_the_machine_cannot_share_fails_in_one_line(jobs, threads, gpu, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        _threads_per_job(jobs, threads, gpu)
 
 
 def test_a_changed_training_setting_is_a_new_run(tmp_path, tiny_xlmr_folder):

@@ -50,7 +50,7 @@ def candidate_inputs(data: LAReQA, candidate_text: str = "sentence") -> list[Tex
 
 
 def embed_lareqa(model: ModelSpec, data: LAReQA, candidate_text: str = "sentence",
-                 batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+                 batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(question vectors, candidate vectors), rows aligned with ``data.questions`` / ``data.candidates``."""
     candidate_texts = candidate_inputs(data, candidate_text)  # a bad choice fails before any encoding
     where = f"{data.name}, {len(data.languages)} language{'s' if len(data.languages) > 1 else ''}"

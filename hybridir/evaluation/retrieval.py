@@ -44,7 +44,7 @@ def search(query_vectors: np.ndarray, document_vectors: np.ndarray, query_ids: S
 def evaluate_corpus(model: ModelSpec, queries: pd.DataFrame, corpus: pd.DataFrame,
                     qrels: Mapping[str, Mapping[str, int]], *, dataset: str, query_language: str,
                     candidate_language: str, metrics: Mapping[str, str] = RUN_METRICS, depth: int = 1000,
-                    batch_size: int = 64) -> pd.DataFrame:
+                    batch_size: int | None = None) -> pd.DataFrame:
     """Tidy rows (the LAReQA table's columns) for one query set against one corpus.
 
     ``queries`` has columns ``query_id, text``; ``corpus`` has ``doc_id, title, text``.
@@ -70,7 +70,7 @@ def evaluate_corpus(model: ModelSpec, queries: pd.DataFrame, corpus: pd.DataFram
 
 
 def evaluate_beir(model: ModelSpec, dataset, *, name: str, language: str = "en", corpus_dataset=None,
-                  corpus_language: str | None = None, depth: int = 1000, batch_size: int = 64) -> pd.DataFrame:
+                  corpus_language: str | None = None, depth: int = 1000, batch_size: int | None = None) -> pd.DataFrame:
     """nDCG@10, Recall@100 and MAP on a :class:`~hybridir.data.beir.BeirDataset`.
 
     With ``corpus_dataset`` (e.g. the English original of a translated copy), its corpus is searched
@@ -82,7 +82,7 @@ def evaluate_beir(model: ModelSpec, dataset, *, name: str, language: str = "en",
 
 
 def evaluate_miracl(model: ModelSpec, language: str, corpus_source: str = "miracl/miracl-corpus",
-                    depth: int = 1000, batch_size: int = 64) -> pd.DataFrame:
+                    depth: int = 1000, batch_size: int | None = None) -> pd.DataFrame:
     """MIRACL dev, one language: nDCG@10 and Recall@100 against the language's passage corpus."""
     from hybridir.data.miracl import load_miracl_corpus, load_miracl_qrels, load_miracl_topics
 

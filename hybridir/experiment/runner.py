@@ -13,9 +13,12 @@ Stages, in the order they run (the lead direction first, so an interrupted run h
 3. ``beir``: the zero-shot model and the lead direction's first-seed models on BEIR, into
    ``beir/<dataset>/<run>/``.
 
-``experiment.json`` records the preset, each stage's wall time in this invocation (``seconds``), whether
-it was cached, the time it took when it was computed (``computed_seconds``, carried over from the
-previous record for a cached stage), and the provenance of the whole run.
+``--jobs N`` runs N runs (a training and its evaluations) at once, each process with 1/N of the threads.
+
+``experiment.json`` records the preset, the jobs and threads per job, each stage's wall time in this
+invocation (``seconds``), whether it was cached, the time it took when it was computed
+(``computed_seconds``, carried over from the previous record for a cached stage), and the provenance
+of the whole run.
 
 The trainer and the evaluation are imported when a stage runs: the report, and so the book's notebooks,
 read this module's folder names and should not import torch and sentence-transformers for them.
@@ -86,39 +89,107 @@ def stages(preset: ExperimentPreset) -> list[Stage]:
     first_seed = {run_label(strategy, preset.seeds[0]) for strategy in preset.strategies}
     for dataset in preset.beir:
         config = EvaluationConfig(dataset=dataset, model=preset.training.model, model_path=preset.training.model_path,
-                                  precision=preset.evaluation.precision, batch_size=preset.evaluation.batch_size,
-                                  max_length=length)
+                                  precision=preset.evaluation.precision, engine=preset.evaluation.engine,
+                                  batch_size=preset.evaluation.batch_size, max_length=length)
         ordered.append(Stage("beir", None, ZERO_SHOT, evaluation=config))
         ordered += [Stage("beir", lead, stage.run, training=stage.training, evaluation=config)
                     for stage in trains if stage.direction == lead and stage.run in first_seed]
     return ordered
 
 
-def reproduce(preset: ExperimentPreset, results: Path, work: Path | None = None) -> dict:
-    """Run (or take from the cache) every stage of ``preset``; write ``results``; return the record."""
+def reproduce(preset: ExperimentPreset, results: Path, work: Path | None = None, jobs: int = 1) -> dict:
+    """Run (or take from the cache) every stage of ``preset``; write ``results``; return the record.
+
+    ``jobs`` > 1 runs that many independent runs at once (a run: its training and its evaluations, in
+    order), each in its own process with an equal share of the CPU threads: on 2 cores two single-threaded
+    runs side by side made more steps per second than one two-threaded run (bench/bench_training_step.py).
+    """
+    import torch
+
     results, work = Path(results), Path(work) if work else cache_dir() / "runs" / preset.name
     if results.exists() and not results.is_dir():
         raise FileExistsError(f"--output {results} is a file; give a folder")
+    threads = _threads_per_job(jobs, torch.get_num_threads(), torch.cuda.is_available())
     planned = stages(preset)
     # The base model is needed by every stage: an unreachable hub model fails here, before any folder is made.
     resolve_model(preset.training.model, path=preset.training.model_path).location()
     computed_before = _computed_seconds(results / RECORD)
     results.mkdir(parents=True, exist_ok=True)
     record = {"preset": json.loads(json.dumps(asdict(preset))), "stages": [], "versions": versions(),
-              "hardware": hardware()}
+              "hardware": hardware(), "jobs": jobs, "threads_per_job": threads}
     began = time.perf_counter()
-    for number, stage in enumerate(planned, start=1):
-        print(f"[{number}/{len(planned)}] {stage.name}", flush=True)
-        started = time.perf_counter()
-        cached = _run_stage(stage, preset, results, work)
-        seconds = round(time.perf_counter() - started, 1)
-        computed = computed_before.get(stage.name) if cached else seconds
-        record["stages"].append({"stage": stage.name, "kind": stage.kind, "run": stage.run, "cached": cached,
-                                 "seconds": seconds, "computed_seconds": computed})
+    numbered = {stage.name: number for number, stage in enumerate(planned, start=1)}
+    done: dict[str, dict] = {}
+
+    def finished(entries: list[dict]) -> None:
+        for entry in entries:
+            entry["computed_seconds"] = computed_before.get(entry["stage"]) if entry["cached"] else entry["seconds"]
+            done[entry["stage"]] = entry
+        record["stages"] = [done[stage.name] for stage in planned if stage.name in done]
         record["wall_seconds"] = round(time.perf_counter() - began, 1)
         record["date"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         write_json(results / RECORD, record)
+
+    if jobs == 1:  # the plan's order, stage by stage
+        for stage in planned:
+            finished(_run_group([stage], numbered, len(planned), preset, results, work))
+        return record
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # spawn, not fork: a forked torch process can deadlock in OpenMP and oneDNN.
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_use_threads,
+                             initargs=(threads,)) as pool:
+        futures = [pool.submit(_run_group, group, numbered, len(planned), preset, results, work)
+                   for group in _independent_runs(planned)]
+        try:
+            for future in as_completed(futures):
+                finished(future.result())
+        except BaseException:  # a failed run (or Ctrl-C): start no other, let the ones under way end, then raise
+            for future in futures:
+                future.cancel()
+            raise
     return record
+
+
+def _threads_per_job(jobs: int, threads: int, gpu: bool) -> int:
+    """Each job's share of the CPU threads; a one-line error for a job count this machine cannot share."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"--jobs must be a positive integer, got {jobs!r}")
+    if jobs > 1 and gpu:
+        raise ValueError("--jobs > 1 shares the CPU cores between runs; on a GPU use --jobs 1 (or torchrun for DDP)")
+    if jobs > threads:
+        raise ValueError(f"--jobs {jobs} exceeds this machine's {threads} CPU threads; use at most {threads}")
+    return threads // jobs
+
+
+def _use_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _independent_runs(planned: list[Stage]) -> list[list[Stage]]:
+    """The stages grouped by the model they need, in plan order: a training and the evaluations of its
+    model form one group (they run in that order); a zero-shot evaluation is a group of its own."""
+    groups: dict[tuple, list[Stage]] = {}
+    for stage in planned:
+        key = (stage.direction.name if stage.direction else None, stage.run) if stage.training else ("zero-shot",
+                                                                                                   stage.name)
+        groups.setdefault(key, []).append(stage)
+    return list(groups.values())
+
+
+def _run_group(group: list[Stage], numbered: dict[str, int], total: int, preset: ExperimentPreset, results: Path,
+               work: Path) -> list[dict]:
+    entries = []
+    for stage in group:
+        print(f"[{numbered[stage.name]}/{total}] {stage.name}", flush=True)
+        started = time.perf_counter()
+        cached = _run_stage(stage, preset, results, work)
+        entries.append({"stage": stage.name, "kind": stage.kind, "run": stage.run, "cached": cached,
+                        "seconds": round(time.perf_counter() - started, 1)})
+    return entries
 
 
 def _computed_seconds(record: Path) -> dict[str, float]:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
+from hybridir.models.engine import RESOLVED_ENGINES, resolve_engine
 from hybridir.models.precision import RESOLVED_PRECISIONS, resolve_precision, torch_dtype
 
 OFFLINE = "offline"
@@ -40,6 +41,7 @@ class ModelSpec:
     pooling: str = "model"
     max_seq_length: int = 256
     precision: str = "fp32"  # compute precision of the weights (resolved: never "auto"); see models/precision.py
+    engine: str = "torch"  # what runs the transformer when encoding (resolved: never "auto"); see models/engine.py
 
     def __post_init__(self) -> None:
         if self.precision not in RESOLVED_PRECISIONS:
@@ -47,6 +49,9 @@ class ModelSpec:
                              f"resolve_precision first), got {self.precision!r}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {self.pooling!r}; use one of {', '.join(POOLINGS)}")
+        if self.engine not in RESOLVED_ENGINES:
+            raise ValueError(f"ModelSpec engine must be torch or openvino (resolve 'auto' with resolve_engine first), "
+                             f"got {self.engine!r}")
         if self.max_seq_length < 8:
             raise ValueError(f"max_seq_length must be at least 8, got {self.max_seq_length}")
 
@@ -66,13 +71,15 @@ class ModelSpec:
         (wherever the folder lies, whatever it is named), the offline model's source file and converter, a hub
         model's id. Computing it downloads and converts nothing.
 
-        fp32 leaves the precision out, so that fp32 embeddings keep one identity; any other precision is
-        part of it, so embeddings of different precisions never mix.
+        fp32 and torch leave the precision and engine out, so that fp32 torch embeddings keep one identity;
+        any other precision or engine is part of it, so embeddings computed differently never mix.
         """
         settings = asdict(self)
         del settings["name"]  # a display name: a run folder's, or the folder's own
         if self.precision == "fp32":
             del settings["precision"]
+        if self.engine == "torch":
+            del settings["engine"]
         if self.source == OFFLINE:
             weights = _offline_identity()
         elif Path(self.source).is_dir():
@@ -101,11 +108,12 @@ def resolve_model(spec: str, path: str | Path | None = None, **overrides) -> Mod
     """A preset name, hub id or local folder -> :class:`ModelSpec`.
 
     ``path`` loads a preset's settings from a local copy (the hub layout, offline); ``overrides``
-    replace fields (``pooling``, ``max_seq_length``, prompts, ``precision``, where ``auto`` is
-    resolved for this machine).
+    replace fields (``pooling``, ``max_seq_length``, prompts, ``precision`` and ``engine``, where ``auto``
+    is resolved for this machine).
     """
     if "precision" in overrides:
         overrides["precision"] = resolve_precision(overrides["precision"])
+    engine = overrides.pop("engine", None)
     if spec in MODELS:
         model = MODELS[spec]
         if path is not None:
@@ -117,7 +125,10 @@ def resolve_model(spec: str, path: str | Path | None = None, **overrides) -> Mod
     else:
         raise ValueError(f"model {spec!r} is neither a preset ({', '.join(MODELS)}), a hub id (org/name) "
                          "nor an existing folder")
-    return replace(model, **overrides) if overrides else model
+    model = replace(model, **overrides) if overrides else model
+    if engine is not None:  # for the precision the model now runs in
+        model = replace(model, engine=resolve_engine(engine, model.precision))
+    return model
 
 
 def _existing_folder(path: str | Path) -> Path:
@@ -225,6 +236,10 @@ def load_model(model: ModelSpec, device: str | None = None):
         encoder.append(Normalize())
     encoder.max_seq_length = model.max_seq_length
     encoder.prompts = {"query": model.query_prompt, "passage": model.passage_prompt}
-    if model.precision != "fp32":
+    if model.engine == "openvino":
+        from hybridir.models.openvino_engine import run_with_openvino
+
+        run_with_openvino(encoder, model.precision)  # from the fp32 weights; bf16 is OpenVINO's compute precision
+    elif model.precision != "fp32":
         encoder.to(torch_dtype(model.precision))  # weights in bf16/fp16; encode() still returns float32
     return encoder
