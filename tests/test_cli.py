@@ -11,6 +11,7 @@ import pytest
 from hybridir.cli import main
 from hybridir.data.miracl import load_miracl_qrels
 from hybridir.models.precision import resolve_precision
+from hybridir.models.spec import resolve_model
 from hybridir.tables import load_run, provenance_note
 
 
@@ -61,7 +62,9 @@ def test_evaluate_lareqa_subset_end_to_end(capsys, tmp_path, tiny_xlmr_folder):
     assert "subset of 8 question ids" in provenance_note(run.provenance)
     precision = run.provenance["config"]["model_spec"]["precision"]
     assert precision == resolve_precision("auto")  # the default, resolved for this machine and recorded
-    assert f", {precision}, fingerprint" in provenance_note(run.provenance)
+    engine = run.provenance["config"]["model_spec"]["engine"]
+    assert engine == resolve_model("offline", precision=precision, engine="auto").engine  # auto, resolved too
+    assert f", {precision}, {engine}, fingerprint" in provenance_note(run.provenance)
     assert (out / "runs" / "multi-en.trec").is_file() and (out / "runs" / "multi-de.trec").is_file()
     per_query = pd.read_csv(out / "per_query.csv.gz")
     assert set(per_query.setting) == {"mono", "cross", "multi"} and set(per_query.query_language) == {"en", "de"}

@@ -93,6 +93,9 @@ def test_cli_evaluate_takes_precision_into_the_provenance(tmp_path, tiny_xlmr_fo
     provenance = json.loads((output / "provenance.json").read_text())
     assert provenance["config"]["precision"] == "bf16"
     assert provenance["config"]["model_spec"]["precision"] == "bf16"
+    spec = provenance["config"]["model_spec"]
+    assert spec["engine"] == resolve_model("xlm-roberta-base", path=tiny_xlmr_folder, precision="bf16",
+                                           engine="auto").engine  # openvino on a CPU-only machine
     assert provenance["model_fingerprint"] == resolve_model("xlm-roberta-base", path=tiny_xlmr_folder,
-                                                            precision="bf16").fingerprint()
+                                                            precision="bf16", engine=spec["engine"]).fingerprint()
     assert provenance["model_fingerprint"] != resolve_model("xlm-roberta-base", path=tiny_xlmr_folder).fingerprint()
