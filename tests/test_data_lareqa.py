@@ -11,7 +11,8 @@ import pytest
 
 from hybridir import paths
 from hybridir.data import lareqa, sources
-from hybridir.data.lareqa import MLQA_R_LANGUAGES, XQUAD_R_LANGUAGES, load_lareqa, subset_lareqa
+from hybridir.data.lareqa import (MLQA_R_LANGUAGES, XQUAD_R_LANGUAGES, load_lareqa, question_clusters,
+                                  subset_lareqa)
 
 XQUAD_R_CANDIDATES = {"ar": 1222, "de": 1276, "el": 1234, "en": 1180, "es": 1215, "hi": 1244, "ru": 1219,
                       "th": 852, "tr": 1167, "vi": 1209, "zh": 1196}
@@ -24,7 +25,8 @@ MLQA_R_CANDIDATES = {"ar": 2545, "de": 2362, "en": 6264, "es": 1787, "hi": 2426,
 
 def test_frames_have_the_documented_columns(xquad):
     assert list(xquad.questions.columns) == ["language", "qid", "text"]
-    assert list(xquad.candidates.columns) == ["language", "uid", "paragraph", "sentence_index", "sentence", "context"]
+    assert list(xquad.candidates.columns) == ["language", "uid", "article", "paragraph", "sentence_index", "sentence",
+                                             "context"]
     assert list(xquad.relevance.columns) == ["qid", "candidate"]
     assert list(xquad.skipped.columns) == ["language", "qid", "reason"]
     for frame in (xquad.questions, xquad.candidates, xquad.relevance):
@@ -260,11 +262,20 @@ def test_missing_file_in_the_data_dir(data_dir):
         load_lareqa("xquad-r", ["en"])
 
 
-def test_subset_keeps_the_first_ids_and_the_paragraphs_answering_them(xquad):
+def test_subset_draws_whole_articles_and_keeps_the_paragraphs_answering_them(xquad):
     full = xquad
-    small = subset_lareqa(full, 25)
-    assert small.questions.qid.nunique() == 25 and len(small.questions) == 25 * 11
-    assert set(small.questions.qid) == set(full.questions.qid.drop_duplicates().head(25))
+    small = subset_lareqa(full, 60)
+    assert small.questions.qid.nunique() == 60 and len(small.questions) == 60 * 11
+    articles = question_clusters(full, "article")
+    kept = articles[list(set(small.questions.qid))]
+    counts = kept.value_counts()
+    whole = [article for article, n in counts.items() if n == (articles == article).sum()]
+    assert len(counts) - len(whole) <= 1  # whole articles, the last one cut
+    # random articles, not the first: the first 60 ids would lie in article 1-2 of the file
+    assert set(small.questions.qid) != set(full.questions.qid.drop_duplicates().head(60))
+    assert subset_lareqa(full, 60).checksum == small.checksum  # seeded
+    other = subset_lareqa(full, 60, seed=1)
+    assert set(other.questions.qid) != set(small.questions.qid) and other.checksum != small.checksum
     # every kept question still has its 11 answers, one per language, mapped to the new rows
     assert (small.relevance.groupby("qid").size() == 11).all()
     answer_uids = set(small.candidates.uid[small.relevance.candidate])
@@ -274,9 +285,21 @@ def test_subset_keeps_the_first_ids_and_the_paragraphs_answering_them(xquad):
     paragraphs = small.candidates[["language", "paragraph"]].drop_duplicates()
     expected = full.candidates.merge(paragraphs, on=["language", "paragraph"])
     assert len(small.candidates) == len(expected) < len(full.candidates)
-    assert small.relevance_matrix().sum() == 25 * 11 * 11
-    with pytest.raises(ValueError, match="at least 1"):
+    assert small.relevance_matrix().sum() == 60 * 11 * 11
+    with pytest.raises(ValueError, match="positive integer"):
         subset_lareqa(full, 0)
+
+
+def test_question_clusters_are_xquad_r_articles_and_paragraphs(xquad):
+    """XQuAD-R: 48 articles, 240 paragraphs, 1,190 ids; the same cluster whichever language's file is read."""
+    articles, paragraphs = question_clusters(xquad, "article"), question_clusters(xquad, "paragraph")
+    assert len(articles) == xquad.questions.qid.nunique() == 1190
+    assert articles.nunique() == 48 and paragraphs.nunique() == 240
+    german = load_lareqa("xquad-r", ["de", "en"])
+    assert (question_clusters(german, "paragraph").str.split(":").str[1]
+            == paragraphs[question_clusters(german, "paragraph").index].str.split(":").str[1]).all()
+    with pytest.raises(ValueError, match="level must be 'article' or 'paragraph'"):
+        question_clusters(xquad, "sentence")
 
 
 def test_subset_of_mlqa_r_keeps_every_language(mlqa):

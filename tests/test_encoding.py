@@ -116,9 +116,10 @@ def test_the_default_batch_is_the_cpu_one_without_a_gpu_and_larger_with_one(monk
     assert encoding.default_batch_size() == 128
 
 
-def test_batches_are_sentence_transformers_own_so_embeddings_are_bit_identical(tiny_spec, xquad):
-    """One encode() call per batch, for a labelled progress bar, gives exactly the vectors of one encode() call
-    over everything: the same length-sorted batches, so the same padding (real XQuAD-R texts, pairs too)."""
+def test_token_sorted_batches_give_sentence_transformers_embeddings(tiny_spec, xquad):
+    """Batching by token count instead of sentence-transformers' character order changes only the padding, which
+    attention masks out: the vectors of one encode() call over everything, to float rounding (real XQuAD-R texts,
+    pairs too)."""
     texts = xquad.questions.text.tolist()[:150] + list(zip(xquad.candidates.sentence[:70], xquad.candidates.context[:70]))
     spec = replace(tiny_spec, max_seq_length=96)  # within the tiny model's 130 positions; paragraphs still truncate
     ours = encoding.encode(spec, texts, "passage", batch_size=16, use_cache=False, show_progress=False)
@@ -126,7 +127,18 @@ def test_batches_are_sentence_transformers_own_so_embeddings_are_bit_identical(t
     theirs = encoding._encoder(spec).encode([t if isinstance(t, str) else list(t) for t in unique],
                                                  prompt_name="passage", batch_size=16, normalize_embeddings=True,
                                                  convert_to_numpy=True, show_progress_bar=False)
-    np.testing.assert_array_equal(ours, theirs[inverse])
+    np.testing.assert_allclose(ours, theirs[inverse], atol=2e-6)
+
+
+def test_token_counts_are_what_the_model_reads(tiny_spec, xquad):
+    """The batching key counts each text's tokens with the role's prompt and the truncation, one text at a time."""
+    spec = replace(tiny_spec, max_seq_length=40)
+    inputs = xquad.questions.text.tolist()[:20] + [list(pair) for pair in zip(xquad.candidates.sentence[:5],
+                                                                             xquad.candidates.context[:5])]
+    encoder = encoding._encoder(spec)
+    counts = encoding._token_counts(encoder, inputs, "query", chunk=7)
+    alone = [int(encoder.preprocess([text], prompt=encoder.prompts["query"])["attention_mask"].sum()) for text in inputs]
+    assert counts.tolist() == alone and max(alone) == 40 and len(set(alone)) > 5
 
 
 def test_the_progress_bar_says_what_it_encodes(tiny_spec, capsys):

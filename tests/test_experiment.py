@@ -29,7 +29,7 @@ from hybridir.training.config import TrainingConfig
 # ---------------------------------------------------------------- presets and stages
 
 
-def test_the_cpu_preset_expands_to_the_issue_s_experiment():
+def test_the_cpu_preset_expands_to_its_committed_experiment():
     planned = stages(PRESETS["cpu"].experiment)
     trains = [s for s in planned if s.kind == "train"]
     lead = [s.run for s in trains if s.direction.name == "mlqa-r_to_xquad-r"]
@@ -46,8 +46,9 @@ def test_the_cpu_preset_expands_to_the_issue_s_experiment():
         if train.kind == "train":
             assert evaluation.kind == "evaluate" and evaluation.run == train.run
             assert evaluation.evaluation.dataset == train.direction.evaluate and evaluation.evaluation.per_query
-    # the lead direction runs first; BEIR last, on the zero-shot model and the first seed of each strategy
-    assert planned[0].name == "evaluate mlqa-r_to_xquad-r zero-shot"
+    # the zero-shot evaluations first; BEIR on the zero-shot model and the first seed of each strategy
+    assert [s.name for s in planned[:3]] == ["evaluate mlqa-r_to_xquad-r zero-shot",
+                                             "evaluate xquad-r_to_mlqa-r zero-shot", "beir scifact zero-shot"]
     beir = [s for s in planned if s.kind == "beir"]
     assert [s.run for s in beir] == ["zero-shot", "mono-s0", "cross-s0", "hybrid-s0"]
     assert beir[0].training is None and all(s.training.train == ["mlqa-r"] for s in beir[1:])
@@ -56,17 +57,34 @@ def test_the_cpu_preset_expands_to_the_issue_s_experiment():
     assert {s.evaluation.max_length for s in planned if s.evaluation} == {512}
 
 
-def test_preset_errors_name_the_fix():
-    with pytest.raises(ValueError, match="strictly between 0 and 1 and differ from 0.5"):
-        replace(PRESETS["smoke"].experiment, sweep_alphas=(0.5,))
-    with pytest.raises(ValueError, match="needs directions, seeds and strategies"):
-        replace(PRESETS["smoke"].experiment, seeds=())
+def test_the_conclusive_preset_expands_to_issue_17_s_design():
+    """Four strategies (X-X included) × 8 seeds in the lead direction, × 3 in the reverse; the α sweep and BEIR
+    with 3 seeds; 8 stratified hybrid seeds; every evaluation on the full pools with per-query output; the
+    lead's main runs first, seed by seed."""
+    planned = stages(PRESETS["conclusive"].experiment)
+    trains = [s for s in planned if s.kind == "train"]
+    lead = [s.run for s in trains if s.direction.name == "mlqa-r_to_xquad-r"]
+    strategies = ("mono", "cross", "hybrid", "standard")
+    assert lead[:32] == [f"{st}-s{seed}" for seed in range(8) for st in strategies]
+    assert lead[32:] == ([f"hybrid-a{a}-s{seed}" for seed in range(3) for a in (0.25, 0.75)]
+                         + [f"hybrid-stratified-s{seed}" for seed in range(8)])
+    assert [s.run for s in trains if s.direction.name == "xquad-r_to_mlqa-r"] == [
+        f"{st}-s{seed}" for seed in range(3) for st in strategies]
+    assert {s.training.mono_draw for s in trains if "stratified" in s.run} == {"stratified"}
+    assert {s.training.mono_draw for s in trains if "stratified" not in s.run} == {"coin"}
+    beir = [s.run for s in planned if s.kind == "beir"]
+    assert beir == ["zero-shot"] + [f"{st}-s{seed}" for seed in range(3) for st in strategies]
+    evaluations = [s.evaluation for s in planned if s.kind == "evaluate"]
+    assert all(e.max_question_ids is None and e.per_query for e in evaluations)
+    assert all(s.evaluation.per_query for s in planned if s.kind == "beir")
+    assert len(trains) == 32 + 6 + 8 + 12
 
 
 @pytest.mark.parametrize("run, expected", [
-    ("mono-s2", {"strategy": "mono", "alpha": 1.0, "seed": 2, "sweep": False}),
-    ("cross-s0", {"strategy": "cross", "alpha": 0.0, "seed": 0, "sweep": False}),
-    ("hybrid-a0.25-s0", {"strategy": "hybrid", "alpha": 0.25, "seed": 0, "sweep": True}),
+    ("mono-s2", {"strategy": "mono", "alpha": 1.0, "seed": 2, "sweep": False, "stratified": False}),
+    ("cross-s0", {"strategy": "cross", "alpha": 0.0, "seed": 0, "sweep": False, "stratified": False}),
+    ("hybrid-a0.25-s0", {"strategy": "hybrid", "alpha": 0.25, "seed": 0, "sweep": True, "stratified": False}),
+    ("hybrid-stratified-s7", {"strategy": "hybrid", "alpha": 0.5, "seed": 7, "sweep": False, "stratified": True}),
 ])
 def test_run_names_parse(run, expected):
     assert parse_run(run) == expected
@@ -134,8 +152,13 @@ def test_per_query_metrics_average_to_the_tidy_table(mlqa):
         ours = per_query[per_query.setting == setting].groupby("query_language")["map"].mean()
         expected = tidy[(tidy.setting == setting) & (tidy.metric == "map")].set_index("query_language")["value"]
         pd.testing.assert_series_equal(ours, expected.loc[ours.index], check_names=False)
+    # Cr.: a row per (query, target language with an answer); their mean per cell is the table's cell
     cross = per_query[per_query.setting == "cross"]
-    assert (cross.n_targets >= 1).all() and (cross.n_targets <= len(data.languages) - 1).all()
+    assert (cross.candidate_language != cross.query_language).all()
+    cells = cross.groupby(["query_language", "candidate_language"])["map"].mean()
+    table = tidy[(tidy.setting == "cross") & (tidy.metric == "map")].set_index(["query_language",
+                                                                                 "candidate_language"])["value"]
+    pd.testing.assert_series_equal(cells, table.loc[cells.index], check_names=False)
     # top_language by brute force for every multi query of one language
     multi = per_query[(per_query.setting == "multi") & (per_query.query_language == "de")]
     rows = np.flatnonzero(data.questions.language.to_numpy() == "de")
@@ -178,12 +201,12 @@ def test_the_runner_caches_finished_stages_and_resumes_or_restarts_unfinished_on
     beir = tiny_beir(tmp_path / "tiny-beir")
     preset, results, work = tiny_preset(tiny_xlmr_folder, str(beir)), tmp_path / "results", tmp_path / "work"
     planned = stages(preset)
-    assert [s.name for s in planned] == ["evaluate mlqa-r_to_xquad-r zero-shot", "train mlqa-r_to_xquad-r hybrid-s0",
-                                         "evaluate mlqa-r_to_xquad-r hybrid-s0", f"beir {beir} zero-shot",
+    assert [s.name for s in planned] == ["evaluate mlqa-r_to_xquad-r zero-shot", f"beir {beir} zero-shot",
+                                         "train mlqa-r_to_xquad-r hybrid-s0", "evaluate mlqa-r_to_xquad-r hybrid-s0",
                                          f"beir {beir} hybrid-s0"]
     # an interrupted run (stopped after step 2, its checkpoint saved) is resumed, not restarted
-    folder = training_folder(planned[1], work)
-    train(planned[1].training, folder, callbacks=[StopAt(2)])
+    folder = training_folder(planned[2], work)
+    train(planned[2].training, folder, callbacks=[StopAt(2)])
     (folder / "run.json").unlink()  # a killed run leaves its checkpoints and config.json only
     shutil.rmtree(folder / "model")
     first = reproduce(preset, results, work)
@@ -204,7 +227,7 @@ def test_the_runner_caches_finished_stages_and_resumes_or_restarts_unfinished_on
     folder.mkdir(parents=True)
     (folder / "config.json").write_text("{}")
     restarted = reproduce(preset, results, work)
-    assert restarted["stages"][1]["cached"] is False
+    assert restarted["stages"][2]["cached"] is False
     assert json.loads((folder / "run.json").read_text())["status"] == "finished"
     assert pd.read_csv(run_folder / "curve.csv").step.tolist() == [0, 2, 4]  # step 0 and every checkpoint
 
@@ -216,11 +239,10 @@ def test_two_jobs_run_independent_runs_side_by_side_into_the_same_cache(tmp_path
     preset = replace(tiny_preset(tiny_xlmr_folder, str(beir)), strategies=("hybrid", "mono"))
     results, work = tmp_path / "results", tmp_path / "work"
     groups = [[stage.name for stage in group] for group in _independent_runs(stages(preset))]
-    assert groups == [["evaluate mlqa-r_to_xquad-r zero-shot"],
+    assert groups == [["evaluate mlqa-r_to_xquad-r zero-shot"], [f"beir {beir} zero-shot"],
                       ["train mlqa-r_to_xquad-r hybrid-s0", "evaluate mlqa-r_to_xquad-r hybrid-s0",
                        f"beir {beir} hybrid-s0"],
-                      ["train mlqa-r_to_xquad-r mono-s0", "evaluate mlqa-r_to_xquad-r mono-s0", f"beir {beir} mono-s0"],
-                      [f"beir {beir} zero-shot"]]
+                      ["train mlqa-r_to_xquad-r mono-s0", "evaluate mlqa-r_to_xquad-r mono-s0", f"beir {beir} mono-s0"]]
     parallel = reproduce(preset, results, work, jobs=2)
     assert parallel["jobs"] == 2 and parallel["threads_per_job"] == torch.get_num_threads() // 2
     assert [s["stage"] for s in parallel["stages"]] == [stage.name for stage in stages(preset)]
@@ -323,8 +345,8 @@ def test_smoke_results_give_every_table_of_the_experiment_page(smoke_results):
     lead, reverse = experiment.directions
     assert (lead, reverse) == ("mlqa-r_to_xquad-r", "xquad-r_to_mlqa-r")
     table = strategy_table(experiment, lead)
-    assert list(table.index) == ["zero-shot", "X-X-mono", "X-Y", "Hybrid"]
-    assert table["seeds"]["seeds"].tolist() == [1, 2, 2, 2]
+    assert list(table.index) == ["zero-shot", "X-X-mono", "X-Y", "Hybrid", "X-X"]
+    assert table["seeds"]["seeds"].tolist() == [1, 2, 2, 2, 2]
     assert format_mean_std(table).loc["Hybrid", "Mo. mAP"].count("±") == 1
     assert set(strategy_table(experiment, reverse)["seeds"]["seeds"]) == {1}
     assert alpha_sweep(experiment, lead)["α"].tolist() == [0.0, 0.25, 0.5, 1.0]
@@ -349,8 +371,9 @@ def test_per_language_tables_put_the_papers_rows_beside_our_seed_means(smoke_res
     assert list(table.index) == list(paper_summary("LaBSE", "xquad-r", "Hybrid").index)  # the paper's order, Mean last
     assert table.loc["ar", ("paper LaBSE", "X-X-mono")] == pytest.approx(332.4)  # Table 7 as printed
     means = strategy_table(experiment, lead)["mean"]["rank distance"]
-    for strategy in ("X-X-mono", "X-Y", "Hybrid"):
+    for strategy in ("X-X-mono", "X-Y", "Hybrid", "X-X"):
         assert table.loc["Mean", ("ours", strategy)] == pytest.approx(means[strategy])
+    assert ("paper LaBSE", "X-X") not in table.columns  # the paper trained no X-X
     agreement = best_strategy_agreement(experiment, lead)
     assert agreement.loc["rank distance", "best on Mean: paper LaBSE"] == "Hybrid"
     assert agreement["same best as LaBSE"].str.endswith("of 11").all()
@@ -361,3 +384,49 @@ def test_best_strategy_takes_the_maximum_or_for_rank_distance_the_minimum():
         [("paper", "X-Y"), ("paper", "Hybrid"), ("ours", "X-Y"), ("ours", "Hybrid")]))
     assert best_strategy(table, lower_is_better=False).loc["en"].to_dict() == {"paper": "Hybrid", "ours": "Hybrid"}
     assert best_strategy(table, lower_is_better=True).loc["en"].to_dict() == {"paper": "X-Y", "ours": "X-Y"}
+
+
+# ---------------------------------------------------------------- one experiment, one way of computing
+
+
+def test_an_experiment_pins_what_auto_resolves_to_and_keeps_it_when_resumed(tmp_path, monkeypatch):
+    """First invocation: this machine's resolution of auto (and of the encoding batch) is pinned. Resumed: the
+    recorded choices are kept even where this machine would resolve auto otherwise; a preset that now asks for
+    another value, or a machine that only emulates the recorded bf16, stops with a one-line error."""
+    from hybridir.experiment.runner import PINNED, pin_machine_choices, with_pinned
+    from hybridir.models import precision
+
+    preset = PRESETS["smoke"].experiment
+    fresh = pin_machine_choices(preset, None, tmp_path)
+    assert set(fresh) == set(PINNED) and "auto" not in fresh.values() and fresh["encoding_batch_size"] >= 1
+    recorded = {"training_precision": "bf16", "evaluation_precision": "bf16", "evaluation_engine": "openvino",
+                "encoding_batch_size": 16}
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    assert pin_machine_choices(preset, recorded, tmp_path) == recorded
+    pinned = with_pinned(preset, recorded)
+    assert (pinned.training.precision, pinned.evaluation.engine, pinned.evaluation.batch_size) == ("bf16", "openvino",
+                                                                                                   16)
+    assert all(s.training.precision == "bf16" for s in stages(pinned) if s.training)
+    asks_fp32 = replace(preset, training=replace(preset.training, precision="fp32"))
+    with pytest.raises(ValueError, match=r"was started with training_precision bf16, the preset now asks for fp32"):
+        pin_machine_choices(asks_fp32, recorded, tmp_path)
+    if not torch.cuda.is_available():
+        monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+        with pytest.raises(RuntimeError, match=r"training_precision and evaluation_precision bf16, which this "
+                                               r"machine only emulates"):
+            pin_machine_choices(preset, recorded, tmp_path)
+
+
+def test_a_changed_code_digest_warns_before_stages_are_computed_again(tmp_path):
+    from hybridir.experiment.runner import _warn_changed_code
+
+    with pytest.warns(UserWarning, match=r"training code changed since .* every cached run is trained again"):
+        _warn_changed_code({"training": "aaa", "evaluation": "bbb"}, {"training": "ccc", "evaluation": "bbb"},
+                           tmp_path)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_changed_code({}, {"training": "ccc", "evaluation": "bbb"}, tmp_path)  # a new experiment: silent
+        _warn_changed_code({"training": "ccc", "evaluation": "bbb"}, {"training": "ccc", "evaluation": "bbb"},
+                           tmp_path)

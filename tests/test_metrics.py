@@ -291,3 +291,40 @@ def test_evaluate_run_bad_metric(metric):
 def test_evaluate_run_nan_score():
     with pytest.raises(ValueError, match="NaN"):
         evaluate_run({"q": {"d": float("nan")}}, {"q": {"d": 1}})
+
+
+# --------------------------------------------------------------------------- PEER (language fairness)
+
+
+def test_peer_is_high_when_languages_interleave_and_low_when_one_language_comes_first():
+    """Two languages, 20 candidates each, one relevant per language: a ranking that alternates the languages
+    gives a high PEER (expected ranks one apart), one that puts every candidate of one language first gives
+    PEER near 0; a query with no relevant candidate gets NaN."""
+    from hybridir.evaluation.metrics import peer
+
+    languages = np.array(["de"] * 20 + ["en"] * 20)
+    order = np.r_[np.arange(20) * 2, np.arange(20) * 2 + 1]  # de at even ranks, en at odd
+    interleaved = -order.astype(float)
+    segregated = -np.arange(40, dtype=float)  # every de before every en
+    relevance = np.zeros((3, 40), bool)
+    relevance[:2, [0, 20]] = True
+    values = peer(np.stack([interleaved, segregated, segregated]), relevance, languages, k=40)
+    assert values[0] > 0.5 and values[1] < 1e-6 and np.isnan(values[2])  # interleaved: en one rank lower
+
+
+def test_peer_relevant_level_is_a_constant_with_one_answer_per_language():
+    """Why PEER_WEIGHTS weighs level 0 only: with one relevant candidate per language (LAReQA), the relevant
+    level's Kruskal-Wallis statistic is n − 1 whatever the ranking, so its p-value is the same for every
+    ranking (0.44 for 11 languages)."""
+    from scipy.stats import chi2
+
+    from hybridir.evaluation.metrics import peer
+
+    rng = np.random.default_rng(0)
+    languages = np.repeat([f"l{i}" for i in range(11)], 30)
+    relevance = np.zeros((20, len(languages)), bool)
+    relevance[:, np.arange(11) * 30] = True  # one answer per language
+    values = peer(rng.standard_normal((20, len(languages))), relevance, languages, k=100, weights={1: 1.0})
+    np.testing.assert_allclose(values, chi2.sf(10, 10))
+    fair = peer(rng.standard_normal((20, len(languages))), relevance, languages, k=100)
+    assert fair.std() > 0.05  # level 0 varies with the ranking

@@ -93,6 +93,8 @@ def check_batch(batch, built: tuple, batch_size: int) -> Texts:
     if batch.strategy == "mono":
         language = table.languages[batch.language]
         assert (rows.qlang == language).all() and (rows.plang == language).all()
+    elif batch.strategy == "mixed":  # standard: X-X pairs, languages mixed
+        assert batch.language is None and (rows.qlang == rows.plang).all()
     else:
         assert batch.strategy == "cross" and batch.language is None
         assert (rows.qlang != rows.plang).all()
@@ -195,7 +197,7 @@ def test_pair_dataset_errors(sources, match):
 
 
 @pytest.mark.parametrize("fixture", ["balanced", "two_sources", "with_solo", "run_out"])
-@pytest.mark.parametrize("strategy", ["mono", "cross", "hybrid"])
+@pytest.mark.parametrize("strategy", ["mono", "cross", "hybrid", "standard"])
 def test_every_batch_is_pure_single_source_and_item_distinct(fixture, strategy, request):
     """Over many epochs and every strategy: mono batches have query and passage in the batch language, X-Y
     batches have q-lang ≠ p-lang in every pair, no batch holds two pairs of one item, no batch mixes sources,
@@ -207,7 +209,9 @@ def test_every_batch_is_pure_single_source_and_item_distinct(fixture, strategy, 
     strategies = Counter(batch.strategy for batch in batches)
     for batch in batches:
         check_batch(batch, built, batch_size)
-    if strategy == "mono" or fixture != "with_solo" and strategy == "cross":
+    if strategy == "standard":
+        assert set(strategies) == {"mixed"}
+    elif strategy == "mono" or fixture != "with_solo" and strategy == "cross":
         assert set(strategies) == {"mono" if strategy == "mono" else "cross"}
     else:
         assert set(strategies) == {"mono", "cross"}  # hybrid mixes; the solo source forces mono under cross
@@ -284,6 +288,43 @@ def test_mono_fraction_is_alpha(balanced, alpha):
     assert len(batches) == 1500
     assert binomtest(mono, len(batches), alpha).pvalue > 0.001, mono
     assert binomtest(mono, len(batches), alpha + 0.1).pvalue < 0.001  # the sample tells α apart from α + 0.1
+
+
+@pytest.mark.parametrize("alpha", [0.2, 0.5, 0.8])
+def test_stratified_draws_give_exactly_alpha_mono_batches_per_epoch(balanced, alpha):
+    """mono_draw="stratified": every epoch holds round(α × batches) mono batches, in an order that changes with
+    the epoch and the seed; the coin's share varies around α instead."""
+    sampler = sampler_for(balanced, 4, strategy="hybrid", alpha=alpha, seed=11, mono_draw="stratified")
+    orders = []
+    for epoch in range(6):
+        kinds = [batch.strategy for batch in sampler.plan(epoch)]
+        assert kinds.count("mono") == round(alpha * len(kinds)) and len(kinds) == 15
+        orders.append(tuple(kinds))
+    assert len(set(orders)) > 1
+    coin = sampler_for(balanced, 4, strategy="hybrid", alpha=alpha, seed=11)
+    shares = {[b.strategy for b in coin.plan(epoch)].count("mono") for epoch in range(6)}
+    assert len(shares) > 1
+
+
+def test_standard_batches_mix_every_language_like_shuffled_multilingual_pairs():
+    """standard (LAReQA's X-X): same-language pairs of all languages in one batch, each language about as often
+    as it has pairs, each pair once per pass; on MLQA-R (batch 32) a batch holds several languages and no id
+    twice."""
+    built = build(("skewed", SKEWED_SIZES))  # en 200 pairs, de 50, fr 20
+    _, table, texts = built
+    batches = plans(sampler_for(built, 8, strategy="standard", seed=3), 40)
+    languages = Counter(lang for batch in batches for lang in texts.take(batch.rows).qlang)
+    total = sum(languages.values())
+    assert chisquare([languages[lang] for lang in ("en", "de", "fr")],
+                     [total * n / 270 for n in (200, 50, 20)]).pvalue > 0.001
+    assert sum(len(set(texts.take(b.rows).qlang)) > 1 for b in batches) > 0.9 * len(batches)
+    from hybridir.data.parallel import lareqa_parallel
+
+    dataset, table = build_pair_dataset([lareqa_parallel("mlqa-r")])
+    for batch in itertools.islice(LanguageBatchSampler(dataset, 32, table=table, strategy="standard").plan(0), 20):
+        meta = table.describe(batch.rows)
+        assert meta.id.is_unique and (meta.query_language == meta.passage_language).all()
+        assert meta.query_language.nunique() >= 4
 
 
 @pytest.mark.parametrize("languages_of, epochs", [(BALANCED, 100), (SKEWED_SIZES, 30)], ids=["balanced", "skewed"])
@@ -478,7 +519,12 @@ ALPHA_RANGE = r"alpha is the probability of a mono batch and must lie in \[0, 1\
     ("balanced", 4, {"alpha": "0.5"}, ALPHA_RANGE + r", got '0\.5'"),
     ("balanced", 4, {"strategy": "mono", "alpha": 0.5}, r"alpha applies to the hybrid strategy only.*'mono'"),
     ("balanced", 4, {"strategy": "cross", "alpha": 0.0}, r"alpha applies to the hybrid strategy only.*'cross'"),
-    ("balanced", 4, {"strategy": "mixed"}, r"unknown strategy 'mixed'; choose one of: mono, cross, hybrid"),
+    ("balanced", 4, {"strategy": "mixed"}, r"unknown strategy 'mixed'; choose one of: mono, cross, hybrid, standard"),
+    ("balanced", 4, {"mono_draw": "exact"}, r"unknown mono_draw 'exact'; choose one of: coin, stratified"),
+    ("balanced", 4, {"strategy": "mono", "mono_draw": "stratified"},
+     r"mono_draw 'stratified' applies to the hybrid strategy only \(got strategy 'mono'\)"),
+    ("solo", 12, {"strategy": "standard"},
+     r"source 'solo' has 10 same-language pairs in 10 groups of shared texts and items, fewer than batch_size 12"),
     ("balanced", 4, {"temperature": 0}, r"temperature must be a positive number.*got 0"),
     ("balanced", 4, {"cross_pairs": "random"}, r"unknown cross_pairs 'random'; choose one of: uniform, balanced"),
     ("balanced", 4, {"temperature": -1.0}, r"temperature must be a positive number.*got -1\.0"),

@@ -25,7 +25,7 @@ import pandas as pd
 
 from hybridir.data.lareqa import LAReQA
 from hybridir.encoding import Text, encode
-from hybridir.evaluation.metrics import ranking_metrics
+from hybridir.evaluation.metrics import peer, ranking_metrics
 from hybridir.models.spec import ModelSpec
 
 SETTINGS = ("mono", "cross", "multi")
@@ -36,7 +36,7 @@ SETTING_METRICS = {
     "cross": ("map", "recall@1"),
     "multi": ("map", "recall@10", "rank_distance"),
 }
-PER_QUERY_COLUMNS = ["map", "recall@1", "recall@10", "rank_distance", "top_language", "n_targets"]
+PER_QUERY_COLUMNS = ["map", "recall@1", "recall@10", "rank_distance", "peer", "top_language"]
 TIDY_COLUMNS = ["dataset", "setting", "query_language", "candidate_language", "metric", "value",
                 "n_queries", "n_skipped"]
 
@@ -70,9 +70,11 @@ def lareqa_results(data: LAReQA, question_vectors: np.ndarray, candidate_vectors
                    query_languages: Sequence[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(tidy, per-query) from one pass over the score matrices.
 
-    The per-query table has one row per (setting, query language, question id) with that query's
-    metrics; in Cr. a query's values are averaged over the target languages where it has an
-    answer (``n_targets``). Multi rows add ``top_language``: the language of the query's
+    The per-query table has one row per (setting, query language, candidate language, question id)
+    with that query's metrics: Cr. has a row per target language where the query has an answer, so
+    a test can weigh them as the table does (mean over language pairs). Multi rows add ``peer``
+    (PEER@100, language fairness; not one of the paper's metrics, so not in the tidy table) and
+    ``top_language``: the language of the query's
     highest-ranked relevant candidate (language bias beyond the mean rank distance). Paired
     significance tests between models take their units from this table.
     """
@@ -98,31 +100,26 @@ def lareqa_results(data: LAReQA, question_vectors: np.ndarray, candidate_vectors
             blocks += [("cross", y, candidate_language == y) for y in data.languages if y != x]
         if "multi" in settings:
             blocks.append(("multi", "all", np.ones(len(candidate_language), bool)))
-        cross_values: list[pd.DataFrame] = []
         for setting, y, columns in blocks:
             values = ranking_metrics(scores[:, columns], relevance[:, columns], ks=(1, 10))
+            if setting == "multi":
+                values["peer"] = peer(scores, relevance, candidate_language)
             answerable = ~np.isnan(values["average_precision"])
             metrics = {metric: values["average_precision" if metric == "map" else metric]
                        for metric in SETTING_METRICS[setting]}
+            per_query_metrics = metrics | ({"peer": values["peer"]} if setting == "multi" else {})
             for metric, value in metrics.items():
                 kept = value[answerable]
                 rows.append({"dataset": data.name, "setting": setting, "query_language": x,
                              "candidate_language": y, "metric": metric,
                              "value": float(kept.mean()) if len(kept) else np.nan,
                              "n_queries": int(answerable.sum()), "n_skipped": int((~answerable).sum())})
-            frame = pd.DataFrame({"qid": qids, **metrics})[answerable]
+            frame = pd.DataFrame({"qid": qids, **per_query_metrics})[answerable]
             if setting == "multi":
                 frame["top_language"] = _top_relevant_language(scores, relevance, candidate_language)[answerable]
-            if setting == "cross":
-                cross_values.append(frame)
-            else:
-                per_query.append(frame.assign(setting=setting, query_language=x))
-        if cross_values:
-            pooled = pd.concat(cross_values).groupby("qid", sort=False)
-            per_query.append(pooled.mean().assign(n_targets=pooled.size()).reset_index()
-                             .assign(setting="cross", query_language=x))
+            per_query.append(frame.assign(setting=setting, query_language=x, candidate_language=y))
     table = pd.concat(per_query, ignore_index=True)
-    leading = ["setting", "query_language", "qid"]
+    leading = ["setting", "query_language", "candidate_language", "qid"]
     table = table[leading + [c for c in PER_QUERY_COLUMNS if c in table.columns]]
     return pd.DataFrame(rows, columns=TIDY_COLUMNS), table
 

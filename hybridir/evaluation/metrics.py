@@ -9,6 +9,8 @@ Two families:
   :func:`average_precision`, :func:`recall_at_k` and :func:`rank_distance` (or all of them
   at once with :func:`ranking_metrics`) derive from those ranks. They return one value
   per query, NaN for a query with no relevant candidate; callers skip and count those.
+* **Language fairness** of a multilingual ranking: :func:`peer`, PEER@k (probability of equal expected
+  rank, Yang et al., SIGIR 2024) per query, computed by its authors' ``peer-measure`` package.
 * **trec_eval metrics of a top-k run** (BEIR, MIRACL): :func:`evaluate_run` takes
   pytrec_eval-style ``run`` and graded ``qrels`` dicts and reproduces pytrec_eval's
   ``map``, ``ndcg_cut_<k>``, ``recall_<k>`` and ``P_<k>`` exactly.
@@ -200,6 +202,43 @@ def ranking_metrics(scores: np.ndarray, relevance: sp.sparray | sp.spmatrix | np
     out.update({f"recall@{k}": _recall_at_k(ranks, k) for k in ks})
     out["rank_distance"] = _rank_distance(ranks)
     return out
+
+
+PEER_DEPTH = 100
+# PEER weighs each relevance level's Kruskal-Wallis p-value. LAReQA has one answer per language, so the relevant
+# level compares groups of one rank each, whose statistic is n - 1 whatever the ranks: a constant. Level 0 (the
+# other candidates of the top k) is what varies: do the languages present get equal expected ranks?
+PEER_WEIGHTS = {0: 1.0}
+
+
+def peer(scores: np.ndarray, relevance: sp.sparray | sp.spmatrix | np.ndarray, candidate_language: np.ndarray,
+         k: int = PEER_DEPTH, weights: Mapping[int, float] = PEER_WEIGHTS) -> np.ndarray:
+    """PEER@k per query (NaN for a query with no relevant candidate), from the top-k ranking of the pool."""
+    import ir_measures
+    from peer_measure import PEER
+
+    relevance = _check_inputs(scores, relevance)
+    _check_k(k)
+    if len(candidate_language) != scores.shape[1]:
+        raise ValueError(f"{len(candidate_language)} candidate languages for {scores.shape[1]} candidates")
+    k = min(k, scores.shape[1])
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    mapping = {str(j): str(language) for j, language in enumerate(candidate_language)}
+    qrels, run = {}, {}
+    for i in range(scores.shape[0]):
+        relevant = relevance.indices[relevance.indptr[i]:relevance.indptr[i + 1]]
+        if len(relevant) == 0:
+            continue
+        # PEER keys its levels on the judged labels: one judged non-relevant candidate gives level 0 its key.
+        judged = set(relevant.tolist())
+        other = next(j for j in range(scores.shape[1]) if j not in judged)
+        qrels[str(i)] = {str(j): 1 for j in relevant} | {str(other): 0}
+        run[str(i)] = {str(j): float(scores[i, j]) for j in top[i]}
+    measure = PEER(weights=dict(weights), lang_mapping=mapping) @ k
+    values = np.full(scores.shape[0], np.nan)
+    for metric in ir_measures.iter_calc([measure], qrels, run):
+        values[int(metric.query_id)] = metric.value
+    return values
 
 
 _RUN_METRIC = re.compile(r"(?P<name>map|ndcg_cut|recall|P)(?:_(?P<k>\d+))?")

@@ -44,8 +44,9 @@ def search(query_vectors: np.ndarray, document_vectors: np.ndarray, query_ids: S
 def evaluate_corpus(model: ModelSpec, queries: pd.DataFrame, corpus: pd.DataFrame,
                     qrels: Mapping[str, Mapping[str, int]], *, dataset: str, query_language: str,
                     candidate_language: str, metrics: Mapping[str, str] = RUN_METRICS, depth: int = 1000,
-                    batch_size: int | None = None) -> pd.DataFrame:
-    """Tidy rows (the LAReQA table's columns) for one query set against one corpus.
+                    batch_size: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(tidy, per-query) for one query set against one corpus: tidy rows with the LAReQA table's columns, and
+    one row per judged query (``query_language``, ``qid``, a column per metric: the units of a paired test).
 
     ``queries`` has columns ``query_id, text``; ``corpus`` has ``doc_id, title, text``.
     Queries without judgements are skipped and counted.
@@ -60,18 +61,21 @@ def evaluate_corpus(model: ModelSpec, queries: pd.DataFrame, corpus: pd.DataFram
                               batch_size=batch_size, label=f"{where}: documents")
     run = search(query_vectors, document_vectors, queries.query_id.tolist(), corpus.doc_id.tolist(), depth)
     per_query = pd.DataFrame.from_dict(evaluate_run(run, qrels, tuple(metrics)), orient="index")
-    return pd.DataFrame([
+    tidy = pd.DataFrame([
         {"dataset": dataset, "setting": "mono" if query_language == candidate_language else "cross",
          "query_language": query_language, "candidate_language": candidate_language, "metric": name,
          "value": float(per_query[trec].mean()), "n_queries": len(per_query),
          "n_skipped": int((~judged).sum())}
         for trec, name in metrics.items()
     ], columns=TIDY_COLUMNS)
+    per_query = per_query.rename(columns=dict(metrics)).rename_axis("qid").reset_index()
+    return tidy, per_query.assign(query_language=query_language)[["query_language", "qid", *metrics.values()]]
 
 
 def evaluate_beir(model: ModelSpec, dataset, *, name: str, language: str = "en", corpus_dataset=None,
-                  corpus_language: str | None = None, depth: int = 1000, batch_size: int | None = None) -> pd.DataFrame:
-    """nDCG@10, Recall@100 and MAP on a :class:`~hybridir.data.beir.BeirDataset`.
+                  corpus_language: str | None = None, depth: int = 1000,
+                  batch_size: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """nDCG@10, Recall@100 and MAP on a :class:`~hybridir.data.beir.BeirDataset`: (tidy, per-query).
 
     With ``corpus_dataset`` (e.g. the English original of a translated copy), its corpus is searched
     with ``dataset``'s queries: the cross-lingual variant.
@@ -82,8 +86,8 @@ def evaluate_beir(model: ModelSpec, dataset, *, name: str, language: str = "en",
 
 
 def evaluate_miracl(model: ModelSpec, language: str, corpus_source: str = "miracl/miracl-corpus",
-                    depth: int = 1000, batch_size: int | None = None) -> pd.DataFrame:
-    """MIRACL dev, one language: nDCG@10 and Recall@100 against the language's passage corpus."""
+                    depth: int = 1000, batch_size: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """MIRACL dev, one language: nDCG@10 and Recall@100 against the language's passage corpus (tidy, per-query)."""
     from hybridir.data.miracl import load_miracl_corpus, load_miracl_qrels, load_miracl_topics
 
     corpus = load_miracl_corpus(language, corpus_source).to_pandas().rename(columns={"docid": "doc_id"})

@@ -31,8 +31,9 @@ class EvaluationConfig:
                                          metavar="LANG")
     settings: list[str] = option(list(SETTINGS), "LAReQA settings: mono cross multi", metavar="SETTING")
     candidate_text: str = option("sentence", "sentence | sentence+context (LAReQA)")
-    max_question_ids: int | None = option(None, "LAReQA: keep N question ids, taken round-robin over the languages "
-                                                "(on XQuAD-R simply the first N), and the paragraphs answering them")
+    max_question_ids: int | None = option(None, "LAReQA: keep N question ids, whole articles drawn at random (by "
+                                                "--subset-seed), and the paragraphs answering them; default all")
+    subset_seed: int = option(0, "LAReQA: the seed of the articles --max-question-ids draws")
     corpus_dataset: str | None = option(None, "BEIR: search this dataset's corpus (cross-lingual variant)")
     query_language: str = option("en", "BEIR: language of the queries")
     corpus_language: str | None = option(None, "BEIR: language of the corpus (default: the query language)")
@@ -40,7 +41,7 @@ class EvaluationConfig:
     batch_size: int | None = option(None, "texts per encoding batch (default: 16 on a CPU, where larger batches "
                                           "ran slower, 128 on a GPU)")
     trec_runs: bool = option(False, "LAReQA: also write TREC run files (top 100)")
-    per_query: bool = option(False, "LAReQA: also write per_query.csv.gz (each query's metrics, the units of paired "
+    per_query: bool = option(False, "also write per_query.csv.gz (each query's metrics, the units of paired "
                                     "significance tests)")
     precision: str = option(DEFAULT_PRECISION, "encoder weights: fp32, bf16 (fast on CPUs with AMX or AVX512-BF16 "
                                                "and recent GPUs), fp16 (GPU), auto (bf16 where fast, else fp32); "
@@ -60,6 +61,8 @@ class EvaluationConfig:
             raise ValueError(f"--max-length must be an integer of at least 8 tokens, got {self.max_length}")
         if self.max_question_ids is not None and (isinstance(self.max_question_ids, bool) or self.max_question_ids < 1):
             raise ValueError(f"--max-question-ids must be a positive integer, got {self.max_question_ids}")
+        if isinstance(self.subset_seed, bool) or not isinstance(self.subset_seed, int) or self.subset_seed < 0:
+            raise ValueError(f"--subset-seed must be an integer ≥ 0, got {self.subset_seed!r}")
         check_precision(self.precision)
         check_engine(self.engine)
         check_settings(self.settings)
@@ -72,12 +75,14 @@ def run_evaluation(config: EvaluationConfig, output: Path) -> tuple[pd.DataFrame
     model = evaluated_model(config)
     output = Path(output)
     if config.dataset in LAREQA_DATASETS:
-        tidy, summary, checksum = _lareqa(config, model, output)
+        tidy, summary, per_query, checksum = _lareqa(config, model, output)
     elif config.dataset == "miracl":
-        tidy, summary, checksum = _miracl(config, model)
+        tidy, summary, per_query, checksum = _miracl(config, model)
     else:
-        tidy, summary, checksum = _beir(config, model)
+        tidy, summary, per_query, checksum = _beir(config, model)
     output.mkdir(parents=True, exist_ok=True)
+    if config.per_query:
+        per_query.to_csv(output / PER_QUERY, index=False, float_format="%.6g")
     tidy.insert(1, "model", model.name)
     tidy.to_csv(output / "tidy.csv", index=False)
     summary.to_csv(output / "summary.csv")
@@ -106,8 +111,8 @@ def _check_options_fit_dataset(config: EvaluationConfig) -> None:
     if config.dataset in LAREQA_DATASETS:
         misplaced = {"--corpus-dataset": config.corpus_dataset, "--corpus-language": config.corpus_language}
     else:
-        misplaced = {"--max-question-ids": config.max_question_ids, "--trec-runs": config.trec_runs,
-                     "--per-query": config.per_query,
+        misplaced = {"--max-question-ids": config.max_question_ids, "--subset-seed": config.subset_seed != 0,
+                     "--trec-runs": config.trec_runs,
                      "--candidate-text": config.candidate_text != "sentence",
                      "--settings": list(config.settings) != list(SETTINGS)}
     given = [name for name, value in misplaced.items() if value]
@@ -123,16 +128,13 @@ def _lareqa(config: EvaluationConfig, model, output: Path):
     data = load_lareqa(config.dataset)
     check_languages(data, config.languages)  # bad arguments fail before minutes of encoding
     if config.max_question_ids is not None:
-        data = subset_lareqa(data, config.max_question_ids)
+        data = subset_lareqa(data, config.max_question_ids, seed=config.subset_seed)
     questions, candidates = embed_lareqa(model, data, config.candidate_text, config.batch_size)
     tidy, per_query = lareqa_results(data, questions, candidates, config.settings, config.languages)
-    if config.per_query:
-        output.mkdir(parents=True, exist_ok=True)
-        per_query.to_csv(output / PER_QUERY, index=False)
     if config.trec_runs:
         for language in config.languages or data.languages:
             write_trec_run(output / "runs" / f"multi-{language}.trec", data, questions, candidates, language)
-    return tidy, summarize(tidy), data.checksum
+    return tidy, summarize(tidy), per_query, data.checksum
 
 
 def _beir(config: EvaluationConfig, model):
@@ -142,10 +144,11 @@ def _beir(config: EvaluationConfig, model):
     dataset = load_beir(config.dataset)
     corpus_dataset = load_beir(config.corpus_dataset) if config.corpus_dataset else None
     name = Path(config.dataset).name
-    tidy = evaluate_beir(model, dataset, name=name, language=config.query_language, corpus_dataset=corpus_dataset,
-                         corpus_language=config.corpus_language, batch_size=config.batch_size)
+    tidy, per_query = evaluate_beir(model, dataset, name=name, language=config.query_language,
+                                    corpus_dataset=corpus_dataset, corpus_language=config.corpus_language,
+                                    batch_size=config.batch_size)
     checksum = dataset.checksum + (f"+{corpus_dataset.checksum}" if corpus_dataset else "")
-    return tidy, _per_language(tidy), checksum
+    return tidy, _per_language(tidy), per_query, checksum
 
 
 def _miracl(config: EvaluationConfig, model):
@@ -153,11 +156,12 @@ def _miracl(config: EvaluationConfig, model):
     from hybridir.evaluation.retrieval import evaluate_miracl
 
     languages = config.languages or [lang for lang in MIRACL_LANGUAGES if lang != "en"]
-    tidy = pd.concat([evaluate_miracl(model, lang, config.miracl_corpus, batch_size=config.batch_size)
-                      for lang in languages], ignore_index=True)
+    results = [evaluate_miracl(model, lang, config.miracl_corpus, batch_size=config.batch_size) for lang in languages]
+    tidy = pd.concat([tidy for tidy, _ in results], ignore_index=True)
+    per_query = pd.concat([per_query for _, per_query in results], ignore_index=True)
     summary = _per_language(tidy)
     summary.loc["Median"] = summary.drop(index="Mean").median()
-    return tidy, summary, f"{miracl_checksum(languages)}:corpus={config.miracl_corpus}"
+    return tidy, summary, per_query, f"{miracl_checksum(languages)}:corpus={config.miracl_corpus}"
 
 
 def _per_language(tidy: pd.DataFrame) -> pd.DataFrame:

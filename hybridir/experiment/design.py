@@ -36,14 +36,22 @@ class ExperimentPreset:
     seeds: tuple[int, ...]  # lead direction, every strategy
     other_seeds: tuple[int, ...]  # other directions
     strategies: tuple[str, ...] = STRATEGIES
-    sweep_alphas: tuple[float, ...] = ()  # extra hybrid α in the lead direction, first seed (0, 0.5, 1 = the strategies)
+    sweep_alphas: tuple[float, ...] = ()  # extra hybrid α in the lead direction (0, 0.5, 1 = the strategies)
+    sweep_seeds: int = 1  # the α sweep's runs: the lead direction's first N seeds
+    stratified_seeds: int = 0  # hybrid with stratified mono draws (mono_draw="stratified"), first N lead seeds
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)  # dataset set per direction
     curve_question_ids: int | None = None  # lead-direction subset evaluated at every checkpoint; None = no curves
-    beir: tuple[str, ...] = ()  # BEIR datasets for the zero-shot model and the lead direction's first-seed models
+    beir: tuple[str, ...] = ()  # BEIR datasets for the zero-shot model and the lead direction's models
+    beir_seeds: int = 1  # BEIR evaluates the lead direction's first N seeds of every strategy
 
     def __post_init__(self) -> None:
         if not self.directions or not self.seeds or not self.strategies:
             raise ValueError(f"preset {self.name!r} needs directions, seeds and strategies")
+        for name in ("sweep_seeds", "stratified_seeds", "beir_seeds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= len(self.seeds):
+                raise ValueError(f"preset {self.name!r}: {name} counts lead seeds, from 0 to {len(self.seeds)}; "
+                                 f"got {value!r}")
         for alpha in self.sweep_alphas:
             if not 0 < alpha < 1 or alpha == DEFAULT_ALPHA:
                 raise ValueError(f"sweep α must lie strictly between 0 and 1 and differ from {DEFAULT_ALPHA} (0, "

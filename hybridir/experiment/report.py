@@ -19,24 +19,29 @@ from hybridir.evaluation.run import PER_QUERY
 from hybridir.experiment.runner import BEIR, EVALUATIONS, RECORD, RUNS, ZERO_SHOT
 from hybridir.tables import load_run
 
-STRATEGY_NAMES = {"mono": "X-X-mono", "cross": "X-Y", "hybrid": "Hybrid", ZERO_SHOT: "zero-shot"}
+# standard is LAReQA's X-X: same-language pairs of all languages mixed in each batch.
+STRATEGY_NAMES = {"mono": "X-X-mono", "cross": "X-Y", "hybrid": "Hybrid", "standard": "X-X", ZERO_SHOT: "zero-shot"}
+ORDER = (ZERO_SHOT, "mono", "cross", "hybrid", "standard")  # every table's row or column order
+ALPHAS = {"mono": 1.0, "cross": 0.0, "hybrid": 0.5, "standard": np.nan}  # a strategy's own α (standard has none)
 # The Mean-row numbers of one evaluation, in the paper's column order, with short labels.
 HEADLINE = {("mono", "map"): "Mo. mAP", ("mono", "recall@1"): "Mo. R@1", ("cross", "map"): "Cr. mAP",
             ("cross", "recall@1"): "Cr. R@1", ("multi", "map"): "Mul. mAP", ("multi", "recall@10"): "Mul. R@10",
             ("multi", "rank_distance"): "rank distance"}
-_RUN = re.compile(r"(?P<strategy>mono|cross|hybrid)(?:-a(?P<alpha>[0-9.]+))?-s(?P<seed>\d+)")
+_RUN = re.compile(r"(?P<strategy>mono|cross|hybrid|standard)(?:-a(?P<alpha>[0-9.]+))?(?P<stratified>-stratified)?"
+                  r"-s(?P<seed>\d+)")
 
 
 def parse_run(run: str) -> dict:
     """``hybrid-a0.25-s0`` → strategy hybrid, α 0.25, seed 0 (α is the strategy's own: 1, 0 or 0.5)."""
     if run == ZERO_SHOT:
-        return {"strategy": ZERO_SHOT, "alpha": np.nan, "seed": np.nan, "sweep": False}
+        return {"strategy": ZERO_SHOT, "alpha": np.nan, "seed": np.nan, "sweep": False, "stratified": False}
     match = _RUN.fullmatch(run)
     if match is None:
         raise ValueError(f"{run!r} is not a run name such as hybrid-s0 or hybrid-a0.25-s0")
     strategy = match["strategy"]
-    alpha = float(match["alpha"]) if match["alpha"] else {"mono": 1.0, "cross": 0.0, "hybrid": 0.5}[strategy]
-    return {"strategy": strategy, "alpha": alpha, "seed": int(match["seed"]), "sweep": match["alpha"] is not None}
+    alpha = float(match["alpha"]) if match["alpha"] else ALPHAS[strategy]
+    return {"strategy": strategy, "alpha": alpha, "seed": int(match["seed"]), "sweep": match["alpha"] is not None,
+            "stratified": match["stratified"] is not None}
 
 
 @dataclass(frozen=True)
@@ -63,10 +68,12 @@ class Experiment:
         return [name for name in names if (self.folder / EVALUATIONS / name).is_dir()]
 
     def runs(self, direction: str) -> pd.DataFrame:
-        """One row per evaluated run: run, strategy, alpha, seed, sweep."""
+        """One row per evaluated run: run, strategy, alpha, seed, sweep, stratified, and main (a strategy's own
+        seeds: neither an α of the sweep nor stratified)."""
         folder = self.folder / EVALUATIONS / direction
         names = sorted(p.name for p in folder.iterdir() if (p / "summary.csv").is_file())
-        return pd.DataFrame([{"run": name, **parse_run(name)} for name in names])
+        runs = pd.DataFrame([{"run": name, **parse_run(name)} for name in names])
+        return runs.assign(main=~runs.sweep & ~runs.stratified)
 
     def summary(self, direction: str, run: str) -> pd.DataFrame:
         return load_run(self.folder / EVALUATIONS / direction / run).summary
@@ -98,14 +105,14 @@ def headline(summary: pd.DataFrame) -> pd.Series:
 def strategy_table(experiment: Experiment, direction: str) -> pd.DataFrame:
     """Mean-row metrics per strategy: mean and standard deviation over seeds (sweep runs left out)."""
     runs = experiment.runs(direction)
-    runs = runs[~runs.sweep]
+    runs = runs[runs.main]
     rows = [headline(experiment.summary(direction, run)).rename(run) for run in runs.run]
     values = pd.DataFrame(rows).join(runs.set_index("run")[["strategy", "seed"]])
     grouped = values.groupby("strategy", sort=False)
     table = pd.concat({"mean": grouped[list(HEADLINE.values())].mean(),
                        "std": grouped[list(HEADLINE.values())].std(ddof=1),
                        "seeds": grouped.size().to_frame("seeds")}, axis=1)
-    order = [s for s in (ZERO_SHOT, "mono", "cross", "hybrid") if s in table.index]
+    order = [s for s in ORDER if s in table.index]
     table = table.loc[order]
     table.index = [STRATEGY_NAMES[s] for s in order]
     return table
@@ -123,35 +130,52 @@ def format_mean_std(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     return out
 
 
-def per_id_matrix(experiment: Experiment, direction: str, runs: list[str], setting: str,
-                  metric: str) -> tuple[np.ndarray, list[str]]:
-    """(runs × question ids) of one metric, each id's value averaged over its query languages.
+def question_units(experiment: Experiment, direction: str, runs: list[str], setting: str,
+                   metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """(runs × question ids) of one metric, and each id's paragraph (the tests' cluster).
 
-    ``setting`` "average" takes each query's mean of its Mo., Cr. and Mul. mAP.
+    A unit is a question id with every row of it (query languages, and in Cr. target languages) weighted as
+    the Mean row weighs it — within a (query language[, target language]) cell, then over a query
+    language's targets, then over query languages — and scaled by the number of ids, so that a run's mean over
+    ids is its Mean-row value exactly (on MLQA-R, where ids differ in their languages, a plain mean over an
+    id's rows would test another quantity). ``setting`` "average" is the mean of the Mo., Cr. and Mul. mAP
+    units; ``metric`` "log_rank_distance" takes each query's log rank distance (the geometric mean's test).
+    Results written before Cr. had a row per target language give one row per query there.
     """
+    from hybridir.data.lareqa import load_lareqa, question_clusters
+
+    if setting == "average":
+        parts = [question_units(experiment, direction, runs, part, "map") for part in ("mono", "cross", "multi")]
+        return sum(units for units, _ in parts) / 3, parts[0][1]
     columns = []
     for run in runs:
         table = experiment.per_query(direction, run)
-        if setting == "average":
-            table = table.groupby(["query_language", "qid"], sort=False)["map"].mean().reset_index()
-            values = table.groupby("qid")["map"].mean()
-        else:
-            values = table[table.setting == setting].groupby("qid")[metric].mean()
-        columns.append(values.rename(run))
+        rows = table[table.setting == setting]
+        value = np.log(rows["rank_distance"]) if metric == "log_rank_distance" else rows[metric]
+        target = rows["candidate_language"] if "candidate_language" in rows else pd.Series("", index=rows.index)
+        cell_size = rows.groupby([rows.query_language, target]).qid.transform("size")
+        targets = target.groupby(rows.query_language).transform("nunique")
+        weight = 1.0 / (rows.query_language.nunique() * targets * cell_size)
+        contribution = (weight * value).groupby(rows.qid).sum()
+        columns.append((contribution * len(contribution)).rename(run))
     matrix = pd.concat(columns, axis=1, join="inner")
-    return matrix.T.to_numpy(), list(matrix.index)
+    if matrix.isna().any().any() or len(matrix) < len(columns[0]):
+        raise ValueError(f"{direction}: runs {', '.join(runs)} were evaluated on different question ids; "
+                         "evaluate them on the same pools")
+    paragraphs = question_clusters(load_lareqa(direction.split("_to_")[1]), "paragraph")
+    return matrix.T.to_numpy(), paragraphs[matrix.index].to_numpy()
 
 
 def seed_runs(experiment: Experiment, direction: str, strategy: str) -> list[str]:
     runs = experiment.runs(direction)
-    return runs[(runs.strategy == strategy) & ~runs.sweep].run.tolist()
+    return runs[(runs.strategy == strategy) & runs.main].run.tolist()
 
 
 def language_bias(experiment: Experiment, direction: str) -> pd.DataFrame:
     """Share of queries whose best-ranked relevant candidate (Mul.) is in the query's own language:
     rows query language (and Mean), columns strategy (mean over seeds)."""
     runs = experiment.runs(direction)
-    runs = runs[~runs.sweep]
+    runs = runs[runs.main]
     shares = {}
     for run, strategy in zip(runs.run, runs.strategy):
         multi = experiment.per_query(direction, run)
@@ -159,7 +183,7 @@ def language_bias(experiment: Experiment, direction: str) -> pd.DataFrame:
         shares[run] = (multi.top_language == multi.query_language).groupby(multi.query_language).mean()
     table = pd.DataFrame(shares)
     by_strategy = table.T.groupby(runs.set_index("run").strategy).mean().T
-    order = [s for s in (ZERO_SHOT, "mono", "cross", "hybrid") if s in by_strategy.columns]
+    order = [s for s in ORDER if s in by_strategy.columns]
     by_strategy = by_strategy[order]
     by_strategy.columns = [STRATEGY_NAMES[s] for s in order]
     by_strategy.loc["Mean"] = by_strategy.mean()
@@ -169,7 +193,7 @@ def language_bias(experiment: Experiment, direction: str) -> pd.DataFrame:
 def alpha_sweep(experiment: Experiment, direction: str) -> pd.DataFrame:
     """Mean-row metrics against α at the sweep's seed: α = 0 is X-Y, 0.5 Hybrid, 1 X-X-mono."""
     runs = experiment.runs(direction)
-    runs = runs[runs.strategy != ZERO_SHOT]
+    runs = runs[runs.alpha.notna() & ~runs.stratified]  # zero-shot and standard have no α
     sweep_seeds = runs[runs.sweep].seed.unique()
     if len(sweep_seeds) == 0:
         return pd.DataFrame()
@@ -184,8 +208,8 @@ def curves(experiment: Experiment, direction: str) -> pd.DataFrame:
     """Every run's checkpoint curve, long: step, metric, value, run, strategy, seed."""
     runs = experiment.runs(direction)
     frames = []
-    for run, strategy, seed, sweep in zip(runs.run, runs.strategy, runs.seed, runs.sweep):
-        curve = experiment.curve(direction, run) if strategy != ZERO_SHOT and not sweep else None
+    for run, strategy, seed, main in zip(runs.run, runs.strategy, runs.seed, runs.main):
+        curve = experiment.curve(direction, run) if strategy != ZERO_SHOT and main else None
         if curve is not None:
             long = curve.drop(columns="seconds").melt(id_vars="step", var_name="metric")
             frames.append(long.assign(run=run, strategy=STRATEGY_NAMES[strategy], seed=seed))
@@ -196,8 +220,8 @@ def training_losses(experiment: Experiment, direction: str) -> pd.DataFrame:
     """Training and validation loss per step, long: step, loss ('train' / 'validation'), value, run, strategy."""
     runs = experiment.runs(direction)
     frames = []
-    for run, strategy, sweep in zip(runs.run, runs.strategy, runs.sweep):
-        if strategy == ZERO_SHOT or sweep:
+    for run, strategy, main in zip(runs.run, runs.strategy, runs.main):
+        if strategy == ZERO_SHOT or not main:
             continue
         record = experiment.run_record(direction, run)
         train = pd.DataFrame(record["train_loss"]).assign(loss_kind="train")
@@ -302,10 +326,11 @@ def per_language_beside_the_paper(experiment: Experiment, direction: str, settin
         for strategy in ("mono", "cross", "hybrid"):
             columns[f"paper {model}", STRATEGY_NAMES[strategy]] = paper_summary(
                 model, dataset, STRATEGY_NAMES[strategy])[(setting, metric)]
-    for strategy in ("mono", "cross", "hybrid"):
+    for strategy in ORDER[1:]:
         seeds = [experiment.summary(direction, run)[(setting, metric)]
                  for run in seed_runs(experiment, direction, strategy)]
-        columns[OURS, STRATEGY_NAMES[strategy]] = pd.concat(seeds, axis=1).mean(axis=1)
+        if seeds:
+            columns[OURS, STRATEGY_NAMES[strategy]] = pd.concat(seeds, axis=1).mean(axis=1)
     table = pd.DataFrame(columns)
     order = list(paper_summary(PAPER_MODELS[0], dataset, "Hybrid").index)
     table = table.reindex([language for language in order if language in table.index])
@@ -328,7 +353,9 @@ def best_strategy_agreement(experiment: Experiment, direction: str) -> pd.DataFr
     paper's best for XLM-R and for LaBSE, and the best strategy of each on the Mean row."""
     rows = []
     for (setting, metric), label in HEADLINE.items():
-        best = best_strategy(per_language_beside_the_paper(experiment, direction, setting, metric),
+        table = per_language_beside_the_paper(experiment, direction, setting, metric)
+        paper_strategies = [STRATEGY_NAMES[s] for s in ("mono", "cross", "hybrid")]  # the paper trained no X-X
+        best = best_strategy(table.loc[:, table.columns.get_level_values(1).isin(paper_strategies)],
                              lower_is_better=metric == "rank_distance")
         languages = best.drop(index="Mean")
         row = {"metric": label}
@@ -345,7 +372,7 @@ def language_pair_maps(experiment: Experiment, direction: str, metric: str = "ma
     from hybridir.evaluation.lareqa import cross_matrix
 
     maps = {}
-    for strategy in (ZERO_SHOT, "mono", "cross", "hybrid"):
+    for strategy in ORDER:
         matrices = [cross_matrix(experiment.tidy(direction, run), metric)
                     for run in seed_runs(experiment, direction, strategy)]
         if matrices:
@@ -358,7 +385,7 @@ def rank_distances(experiment: Experiment, direction: str) -> pd.DataFrame:
     (sweep runs left out)."""
     runs = experiment.runs(direction)
     frames = []
-    for run, strategy, seed in runs[~runs.sweep][["run", "strategy", "seed"]].itertuples(index=False):
+    for run, strategy, seed in runs[runs.main][["run", "strategy", "seed"]].itertuples(index=False):
         queries = experiment.per_query(direction, run)
         queries = queries[queries.setting == "multi"]
         frames.append(pd.DataFrame({"query language": queries.query_language, "strategy": STRATEGY_NAMES[strategy],

@@ -1,17 +1,22 @@
 """``hybridir reproduce``: a preset expanded into cached, resumable stages that write ``results/<preset>``.
 
-Stages, in the order they run (the lead direction first, so an interrupted run has the headline):
+Three kinds of stage (:func:`stages` gives their order: each run's training followed by its evaluations, the
+runs an interrupted experiment most needs first):
 
-1. ``train``: one run per (direction, strategy, seed) and per sweep α; the model stays in the work
-   folder (the cache; checkpoints are deleted once the run has finished), and the run record, config
-   and checkpoint curve are copied to ``runs/<direction>/<run>/``. A run with the same config,
+1. ``train``: one run per (direction, strategy, seed), per sweep α and per stratified hybrid seed; the model
+   stays in the work folder (the cache; checkpoints are deleted once the run has finished), and the run
+   record, config and checkpoint curve are copied to ``runs/<direction>/<run>/``. A run with the same config,
    training code (a digest of its source files) and data is not trained again; an interrupted one resumes
    from its last checkpoint.
 2. ``evaluate``: the zero-shot model and every trained model on the direction's evaluation dataset,
    with per-query metrics, into ``evaluations/<direction>/<run>/``; skipped when the folder already
    holds this model's (same fingerprint), this config's and this evaluation code's results.
-3. ``beir``: the zero-shot model and the lead direction's first-seed models on BEIR, into
-   ``beir/<dataset>/<run>/``.
+3. ``beir``: the zero-shot model and the lead direction's models of the first ``beir_seeds`` seeds on BEIR,
+   into ``beir/<dataset>/<run>/``.
+
+What ``auto`` resolves to on a machine (training and evaluation precision, the engine, the encoding batch) is
+pinned when an experiment starts and recorded (``pinned`` in ``experiment.json``); a resumed experiment keeps
+it, on any machine, or stops with a one-line error, so no table mixes precisions.
 
 ``--jobs N`` runs N runs (a training and its evaluations) at once, each process with 1/N of the threads.
 
@@ -58,42 +63,51 @@ class Stage:
         return f"{self.kind} {where} {self.run}"
 
 
-def run_label(strategy: str, seed: int, alpha: float | None = None) -> str:
-    return f"{strategy}-a{alpha:g}-s{seed}" if alpha is not None else f"{strategy}-s{seed}"
+def run_label(strategy: str, seed: int, alpha: float | None = None, mono_draw: str = "coin") -> str:
+    """mono-s0, hybrid-a0.25-s0 (an α of the sweep), hybrid-stratified-s0 (stratified mono draws)."""
+    variant = (f"-a{alpha:g}" if alpha is not None else "") + (f"-{mono_draw}" if mono_draw != "coin" else "")
+    return f"{strategy}{variant}-s{seed}"
 
 
 def stages(preset: ExperimentPreset) -> list[Stage]:
-    """Every stage of ``preset`` in running order; see the module docstring."""
+    """Every stage of ``preset`` in running order: the zero-shot evaluations, then each run's training followed
+    by its evaluations (LAReQA, then BEIR for the lead's first ``beir_seeds`` seeds), the runs ordered by what
+    an interrupted experiment most needs: the lead direction's strategies seed by seed, the other directions',
+    the α sweep, the stratified hybrid runs."""
     lead = preset.directions[0]
-    trains: list[Stage] = []
+
+    def training(direction: Direction, strategy: str, seed: int, **changes) -> TrainingConfig:
+        return replace(preset.training, train=[direction.train], strategy=strategy, seed=seed,
+                       **({"alpha": None} | changes))
+
+    main, variants = [], []  # (direction, run label, config)
     for direction in preset.directions:
-        seeds = preset.seeds if direction == lead else preset.other_seeds
-        for seed in seeds:
-            for strategy in preset.strategies:
-                config = replace(preset.training, train=[direction.train], strategy=strategy, seed=seed, alpha=None)
-                trains.append(Stage("train", direction, run_label(strategy, seed), training=config))
-        if direction == lead:
-            for alpha in preset.sweep_alphas:
-                config = replace(preset.training, train=[direction.train], strategy="hybrid", seed=seeds[0],
-                                 alpha=alpha)
-                trains.append(Stage("train", direction, run_label("hybrid", seeds[0], alpha), training=config))
+        for seed in preset.seeds if direction == lead else preset.other_seeds:
+            main += [(direction, run_label(strategy, seed), training(direction, strategy, seed))
+                     for strategy in preset.strategies]
+    for seed in preset.seeds[:preset.sweep_seeds]:
+        variants += [(lead, run_label("hybrid", seed, alpha), training(lead, "hybrid", seed, alpha=alpha))
+                     for alpha in preset.sweep_alphas]
+    variants += [(lead, run_label("hybrid", seed, mono_draw="stratified"),
+                  training(lead, "hybrid", seed, mono_draw="stratified"))
+                 for seed in preset.seeds[:preset.stratified_seeds]]
     # Every model reads texts at the base model's length (a trained one would keep its training length).
     length = resolve_model(preset.training.model, path=preset.training.model_path).max_seq_length
-    ordered: list[Stage] = []
-    for direction in preset.directions:
-        evaluation = replace(preset.evaluation, dataset=direction.evaluate, model=preset.training.model,
-                             model_path=preset.training.model_path, max_length=length)
-        ordered.append(Stage("evaluate", direction, ZERO_SHOT, evaluation=evaluation))
-        for train in (stage for stage in trains if stage.direction == direction):
-            ordered += [train, Stage("evaluate", direction, train.run, training=train.training, evaluation=evaluation)]
-    first_seed = {run_label(strategy, preset.seeds[0]) for strategy in preset.strategies}
-    for dataset in preset.beir:
-        config = EvaluationConfig(dataset=dataset, model=preset.training.model, model_path=preset.training.model_path,
-                                  precision=preset.evaluation.precision, engine=preset.evaluation.engine,
-                                  batch_size=preset.evaluation.batch_size, max_length=length)
-        ordered.append(Stage("beir", None, ZERO_SHOT, evaluation=config))
-        ordered += [Stage("beir", lead, stage.run, training=stage.training, evaluation=config)
-                    for stage in trains if stage.direction == lead and stage.run in first_seed]
+    base = dict(model=preset.training.model, model_path=preset.training.model_path, max_length=length)
+    evaluations = {direction: replace(preset.evaluation, dataset=direction.evaluate, **base)
+                   for direction in preset.directions}
+    beir = [EvaluationConfig(dataset=dataset, precision=preset.evaluation.precision, engine=preset.evaluation.engine,
+                             batch_size=preset.evaluation.batch_size, per_query=preset.evaluation.per_query, **base)
+            for dataset in preset.beir]
+    beir_runs = {run_label(strategy, seed) for strategy in preset.strategies for seed in preset.seeds[:preset.beir_seeds]}
+    ordered = [Stage("evaluate", direction, ZERO_SHOT, evaluation=evaluations[direction])
+               for direction in preset.directions]
+    ordered += [Stage("beir", None, ZERO_SHOT, evaluation=config) for config in beir]
+    for direction, run, config in main + variants:
+        ordered += [Stage("train", direction, run, training=config),
+                    Stage("evaluate", direction, run, training=config, evaluation=evaluations[direction])]
+        if direction == lead and run in beir_runs:
+            ordered += [Stage("beir", lead, run, training=config, evaluation=evaluation) for evaluation in beir]
     return ordered
 
 
@@ -110,13 +124,18 @@ def reproduce(preset: ExperimentPreset, results: Path, work: Path | None = None,
     if results.exists() and not results.is_dir():
         raise FileExistsError(f"--output {results} is a file; give a folder")
     threads = _threads_per_job(jobs, torch.get_num_threads(), torch.cuda.is_available())
+    previous = json.loads((results / RECORD).read_text()) if (results / RECORD).is_file() else {}
+    pinned = pin_machine_choices(preset, previous.get("pinned"), results)
+    code = {"training": code_digest(TRAINING_CODE), "evaluation": code_digest(EVALUATION_CODE)}
+    _warn_changed_code(previous.get("code", {}), code, results)
+    preset = with_pinned(preset, pinned)
     planned = stages(preset)
     # The base model is needed by every stage: an unreachable hub model fails here, before any folder is made.
     resolve_model(preset.training.model, path=preset.training.model_path).location()
     computed_before = _computed_seconds(results / RECORD)
     results.mkdir(parents=True, exist_ok=True)
-    record = {"preset": json.loads(json.dumps(asdict(preset))), "stages": [], "versions": versions(),
-              "hardware": hardware(), "jobs": jobs, "threads_per_job": threads}
+    record = {"preset": json.loads(json.dumps(asdict(preset))), "pinned": pinned, "code": code, "stages": [],
+              "versions": versions(), "hardware": hardware(), "jobs": jobs, "threads_per_job": threads}
     began = time.perf_counter()
     numbered = {stage.name: number for number, stage in enumerate(planned, start=1)}
     done: dict[str, dict] = {}
@@ -150,6 +169,64 @@ def reproduce(preset: ExperimentPreset, results: Path, work: Path | None = None,
                 future.cancel()
             raise
     return record
+
+
+# The choices that ``auto`` (or an unset batch) resolves per machine. An experiment fixes them when it starts and
+# keeps them through every resumption, so one table never mixes bf16- and fp32-trained models.
+PINNED = ("training_precision", "evaluation_precision", "evaluation_engine", "encoding_batch_size")
+
+
+def pin_machine_choices(preset: ExperimentPreset, previous: dict | None, results: Path) -> dict:
+    """The machine-dependent choices of this experiment: those recorded when it started (``previous``, from
+    ``results``' experiment.json), else this machine's resolution of the preset's. A one-line error where the
+    preset now asks for another value, or where this machine cannot run the recorded one at speed."""
+    from hybridir.encoding import default_batch_size
+    from hybridir.models.engine import resolve_engine
+    from hybridir.models.precision import cpu_has_native_bf16, resolve_precision
+
+    asked = {"training_precision": preset.training.precision, "evaluation_precision": preset.evaluation.precision,
+             "evaluation_engine": preset.evaluation.engine, "encoding_batch_size": preset.evaluation.batch_size}
+    if previous:
+        for name, value in asked.items():
+            if value not in ("auto", None) and value != previous.get(name):
+                raise ValueError(f"{results} was started with {name} {previous.get(name)}, the preset now asks for "
+                                 f"{value}: resume with the settings it started with, or give a new --output")
+        import torch
+
+        bf16 = [name for name in PINNED[:2] if previous.get(name) == "bf16"]
+        native = torch.cuda.is_bf16_supported(including_emulation=False) if torch.cuda.is_available() \
+            else cpu_has_native_bf16()
+        if bf16 and not native:
+            raise RuntimeError(f"{results} was started with {' and '.join(bf16)} bf16, which this machine only "
+                               "emulates (hundreds of times slower): resume it on a machine with AMX, AVX512-BF16 or "
+                               "a recent GPU, or give a new --output")
+        return {name: previous[name] for name in PINNED}
+    evaluation_precision = resolve_precision(preset.evaluation.precision)
+    return {"training_precision": resolve_precision(preset.training.precision),
+            "evaluation_precision": evaluation_precision,
+            "evaluation_engine": resolve_engine(preset.evaluation.engine, evaluation_precision),
+            "encoding_batch_size": preset.evaluation.batch_size or default_batch_size()}
+
+
+def _warn_changed_code(previous: dict, current: dict, results: Path) -> None:
+    """One line per part whose code changed since the experiment's last invocation: its cached stages are
+    computed again (a run takes minutes to hours), which a long experiment should not meet by surprise."""
+    import warnings
+
+    stages_of = {"training": "run is trained", "evaluation": "model is evaluated"}
+    for part, digest in current.items():
+        if previous.get(part) not in (None, digest):
+            warnings.warn(f"hybridir: {part} code changed since {results} was last run (digest {previous[part]} → "
+                          f"{digest}): every cached {stages_of[part]} again; check out the commit it ran with to "
+                          "resume without that", stacklevel=3)
+
+
+def with_pinned(preset: ExperimentPreset, pinned: dict) -> ExperimentPreset:
+    """``preset`` with the pinned choices written into its training and evaluation configs."""
+    training = replace(preset.training, precision=pinned["training_precision"])
+    evaluation = replace(preset.evaluation, precision=pinned["evaluation_precision"],
+                         engine=pinned["evaluation_engine"], batch_size=pinned["encoding_batch_size"])
+    return replace(preset, training=training, evaluation=evaluation)
 
 
 def _threads_per_job(jobs: int, threads: int, gpu: bool) -> int:

@@ -9,7 +9,10 @@ make-up decides what the loss teaches (the paper's §3):
   languages is drawn uniformly among the pairs the item has (``cross_pairs="uniform"``), or with
   each language weighted ∝ 1 / (items having it) (``"balanced"``), so that a language every item
   has does not take most sides.
-- **hybrid**: each batch is X-X-mono with probability α, X-Y otherwise.
+- **hybrid**: each batch is X-X-mono with probability α, X-Y otherwise (a coin per batch, the paper's
+  rule; ``mono_draw="stratified"``: exactly round(α × batches) mono batches per epoch, in random order).
+- **standard**: X-X pairs of every language shuffled into the same batches (LAReQA's X-X, what
+  sentence-transformers' own sampler does over multilingual pairs): the usual multilingual fine-tuning.
 
 sentence-transformers has no sampler that reads per-row languages (its samplers see only the
 dataset), hence this one. Rules it keeps, each tested in ``tests/test_sampling.py``:
@@ -57,16 +60,16 @@ from sentence_transformers.base.sampler import DefaultBatchSampler
 from torch.utils.data import SequentialSampler
 
 from hybridir.sampling.pairs import PairTable
-from hybridir.sampling.strategies import check_batch_size, check_cross_pairs, check_strategy
+from hybridir.sampling.strategies import check_batch_size, check_cross_pairs, check_mono_draw, check_strategy
 
 if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict
 
 
 class PlannedBatch(NamedTuple):
-    strategy: str  # "mono" or "cross"
+    strategy: str  # "mono", "cross" or "mixed" (standard's X-X pairs in mixed languages)
     source: int  # code into PairTable.sources
-    language: int | None  # the mono batch's language code; None for X-Y
+    language: int | None  # the mono batch's language code; None otherwise
     rows: np.ndarray  # dataset rows
 
 
@@ -75,7 +78,7 @@ class LanguageBatchSampler(DefaultBatchSampler):
 
     The first six arguments are the trainer's (``generator`` is ignored on purpose); the rest
     are keyword-only. ``alpha`` is the probability of a mono batch and applies to ``"hybrid"``
-    only. ``world_size`` is the number of ranks; ``pooled_ranks`` makes one choice per group of
+    only, as does ``mono_draw``. ``world_size`` is the number of ranks; ``pooled_ranks`` makes one choice per group of
     ``world_size`` consecutive batches. Every batch is full, so ``drop_last`` has nothing to drop.
     """
 
@@ -83,10 +86,12 @@ class LanguageBatchSampler(DefaultBatchSampler):
                  valid_label_columns: list[str] | None = None, generator: torch.Generator | None = None,
                  seed: int = 0, *, table: PairTable, strategy: str = "hybrid", alpha: float | None = None,
                  temperature: float = 1.0, world_size: int = 1, pooled_ranks: bool = False,
-                 cross_pairs: str = "uniform") -> None:
+                 cross_pairs: str = "uniform", mono_draw: str = "coin") -> None:
         self.alpha = check_strategy(strategy, alpha, temperature)
         check_batch_size(batch_size)
         check_cross_pairs(cross_pairs)
+        check_mono_draw(mono_draw, strategy)
+        self.mono_draw = mono_draw
         if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
             raise ValueError(f"world_size must be an integer, at least 1, got {world_size!r}")
         if len(dataset) != len(table):
@@ -123,16 +128,28 @@ class LanguageBatchSampler(DefaultBatchSampler):
     def plan(self, epoch: int) -> Iterator[PlannedBatch]:
         """The batches of ``epoch``, with the choice behind each."""
         coin, choice, data = (np.random.default_rng(s) for s in np.random.SeedSequence([self.seed, epoch]).spawn(3))
+        size = self.batch_size * self.group_size
+        if self.strategy == "standard":
+            mixed_cycles = [_Cycle(pool.mono_all, data, self._row_keys) for pool in self._pools]
+            for _ in range(self._length // self.group_size):
+                source = int(choice.choice(len(self._pools), p=self.source_probabilities))
+                rows = mixed_cycles[source].take(size, _same_rows)
+                for start in range(0, size, self.batch_size):
+                    yield PlannedBatch("mixed", source, None, rows[start:start + self.batch_size])
+            return
         mono_cycles = [{lang: _Cycle(rows, data, self._row_keys) for lang, rows in pool.mono_rows.items()}
                        for pool in self._pools]
         cross_cycles = [_Cycle(np.arange(len(pool.cross_items)), data, self._row_keys) if len(pool.cross_items)
                         else None for pool in self._pools]
-        size = self.batch_size * self.group_size
-        for _ in range(self._length // self.group_size):
+        groups = self._length // self.group_size
+        if self.mono_draw == "stratified":  # exactly round(α × groups) mono choices, in a random order
+            tosses = coin.permutation(np.arange(groups) < round(self.alpha * groups))
+        else:  # the coin is always tossed, from its own stream, so α = 0 and α = 1 replay the pure strategies
+            tosses = coin.random(groups) < self.alpha
+        for toss in tosses.tolist():
             source = int(choice.choice(len(self._pools), p=self.source_probabilities))
             pool = self._pools[source]
-            # The coin is always tossed, from its own stream, so α = 0 and α = 1 replay the pure strategies.
-            mono = coin.random() < self.alpha or cross_cycles[source] is None
+            mono = toss or cross_cycles[source] is None
             if mono:
                 language = pool.languages[int(choice.integers(len(pool.languages)))]
                 rows = mono_cycles[source][language].take(size, _same_rows)
@@ -180,11 +197,18 @@ class LanguageBatchSampler(DefaultBatchSampler):
         return np.searchsorted(self._keys, keys)
 
     def _check_pool_sizes(self) -> None:
+        needed = self.batch_size * self.group_size
+        unit = f"batch_size {self.batch_size}" + (f" × {self.group_size} ranks" if self.group_size > 1 else "")
+        if self.strategy == "standard":
+            for name, pool in zip(self.table.sources, self._pools):
+                if pool.mixed_groups < needed:
+                    raise ValueError(f"source {name!r} has {len(pool.mono_all)} same-language pairs in "
+                                     f"{pool.mixed_groups} groups of shared texts and items, fewer than {unit}: a "
+                                     "batch could not be filled with distinct items and texts; lower the batch size")
+            return
         if self.alpha < 1 and not any(len(pool.cross_items) for pool in self._pools):
             raise ValueError(f"strategy {self.strategy!r} needs X-Y batches, but no training source has an item in "
                              "two languages; use strategy 'mono' or add multilingual data")
-        needed = self.batch_size * self.group_size
-        unit = f"batch_size {self.batch_size}" + (f" × {self.group_size} ranks" if self.group_size > 1 else "")
         for name, pool in zip(self.table.sources, self._pools):
             multilingual = len(pool.cross_items) > 0
             if self.alpha > 0 or not multilingual:
@@ -229,15 +253,16 @@ class LanguageSamplerFactory:
 
     def __init__(self, train_dataset: Dataset | DatasetDict, table: PairTable | Mapping[str, PairTable], *,
                  strategy: str = "hybrid", alpha: float | None = None, temperature: float = 1.0,
-                 pooled_ranks: bool = False, cross_pairs: str = "uniform",
+                 pooled_ranks: bool = False, cross_pairs: str = "uniform", mono_draw: str = "coin",
                  eval_dataset: Dataset | DatasetDict | None = None,
                  eval_table: PairTable | Mapping[str, PairTable] | None = None, eval_seed: int = 0) -> None:
         check_strategy(strategy, alpha, temperature)
         check_cross_pairs(cross_pairs)
+        check_mono_draw(mono_draw, strategy)
         if table is None:
             raise ValueError("pass the training data's PairTable (build_pair_dataset returns it beside the dataset)")
         self.options = {"strategy": strategy, "alpha": alpha, "temperature": temperature, "pooled_ranks": pooled_ranks,
-                        "cross_pairs": cross_pairs}
+                        "cross_pairs": cross_pairs, "mono_draw": mono_draw}
         self.train_datasets = _known_datasets(train_dataset, table, "train_dataset", "table")
         self.eval_datasets = [] if eval_dataset is None else _known_datasets(eval_dataset, eval_table,
                                                                                "eval_dataset", "eval_table")
@@ -388,6 +413,9 @@ class _SourcePools:
         self.languages = [int(lang) for lang in np.unique(languages)]
         self.mono_rows = {lang: mono[languages == lang] for lang in self.languages}
         self.mono_groups = {lang: _groups(rows, keys[rows]) for lang, rows in self.mono_rows.items()}
+        # standard's pool: every same-language pair; a batch holds an item once, so no translation is a negative
+        self.mono_all = mono
+        self.mixed_groups = _groups(items, keys[mono])
         unique_items, starts, counts = np.unique(items, return_index=True, return_counts=True)
         multilingual = counts >= 2
         self.cross_items = unique_items[multilingual]

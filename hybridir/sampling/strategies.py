@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import math
 
-STRATEGIES = ("mono", "cross", "hybrid")
+# standard: same-language pairs of every language shuffled into the same batches (LAReQA's X-X, what
+# sentence-transformers' own sampler does over multilingual pairs): the baseline the other three are set against.
+STRATEGIES = ("mono", "cross", "hybrid", "standard")
 DEFAULT_ALPHA = 0.5  # the paper's footnote 1: α = β = 0.5 balanced best
+# How hybrid decides a batch's kind: a coin per batch with P(mono) = α (the paper), or stratified: each epoch
+# holds exactly round(α × batches) mono batches in a random order, so seeds differ less in their mono share.
+MONO_DRAWS = ("coin", "stratified")
 # How an X-Y pair's two languages are drawn among the item's own: uniformly (the paper's definition
 # read literally), or weighted ∝ 1 / (items having the language), so a language every item has
 # (English in MLQA-R) stops taking most sides.
@@ -17,8 +22,16 @@ def check_cross_pairs(cross_pairs: str) -> None:
         raise ValueError(f"unknown cross_pairs {cross_pairs!r}; choose one of: {', '.join(CROSS_PAIRS)}")
 
 
+def check_mono_draw(mono_draw: str, strategy: str) -> None:
+    if mono_draw not in MONO_DRAWS:
+        raise ValueError(f"unknown mono_draw {mono_draw!r}; choose one of: {', '.join(MONO_DRAWS)}")
+    if mono_draw != "coin" and strategy != "hybrid":
+        raise ValueError(f"mono_draw {mono_draw!r} applies to the hybrid strategy only (got strategy {strategy!r})")
+
+
 def check_strategy(strategy: str, alpha: float | None, temperature: float) -> float:
-    """Validate the strategy settings; return the probability of a mono batch."""
+    """Validate the strategy settings; return the probability of a mono batch (0 for standard: its batches
+    are X-X in mixed languages, neither mono nor X-Y)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
     if alpha is not None and strategy != "hybrid":
@@ -32,7 +45,7 @@ def check_strategy(strategy: str, alpha: float | None, temperature: float) -> fl
     if not (finite and temperature > 0):
         raise ValueError(f"temperature must be a positive number (1 = proportional to source size), "
                          f"got {temperature!r}")
-    return float(alpha) if strategy == "hybrid" else {"mono": 1.0, "cross": 0.0}[strategy]
+    return float(alpha) if strategy == "hybrid" else {"mono": 1.0, "cross": 0.0, "standard": 0.0}[strategy]
 
 
 def check_batch_size(batch_size: int) -> None:

@@ -10,7 +10,8 @@ from hybridir.data.lareqa import DATASETS as LAREQA_DATASETS
 from hybridir.data.parallel import ISO_639_1
 from hybridir.models.precision import PRECISIONS, check_precision
 from hybridir.options import option
-from hybridir.sampling.strategies import CROSS_PAIRS, STRATEGIES, check_batch_size, check_cross_pairs, check_strategy
+from hybridir.sampling.strategies import (CROSS_PAIRS, MONO_DRAWS, STRATEGIES, check_batch_size, check_cross_pairs,
+                                         check_mono_draw, check_strategy)
 
 VALIDATION_NONE = "none"
 SQUADSHIFTS_PREFIX = "squadshifts"  # "squadshifts" = new_wiki, or "squadshifts:reddit" etc.
@@ -27,8 +28,12 @@ class TrainingConfig:
                               "negative]); several are mixed by size", metavar="SOURCE")
     train_languages: list[str] | None = option(None, "keep only these languages of the training data", metavar="LANG")
     strategy: str = option("hybrid", "mono: X-X-mono batches; cross: X-Y batches; hybrid: mono with probability "
-                                     "--alpha", choices=STRATEGIES)
+                                     "--alpha; standard: same-language pairs of all languages mixed in each batch "
+                                     "(usual multilingual fine-tuning)", choices=STRATEGIES)
     alpha: float | None = option(None, "hybrid only: probability of a mono batch (default 0.5)")
+    mono_draw: str = option("coin", "hybrid only: coin (each batch mono with probability alpha, the paper) or "
+                                    "stratified (exactly round(alpha x batches) mono batches per epoch)",
+                            choices=MONO_DRAWS)
     source_temperature: float = option(1.0, "a batch's source is drawn with probability ∝ items^(1/T) (1 = by size)")
     cross_pairs: str = option("uniform", "X-Y pairs' languages: uniform over each item's language pairs, or balanced "
                                          "(each language weighted by 1 / the items that have it, so English stops "
@@ -59,6 +64,7 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         check_strategy(self.strategy, self.alpha, self.source_temperature)
         check_cross_pairs(self.cross_pairs)
+        check_mono_draw(self.mono_draw, self.strategy)
         check_batch_size(self.batch_size)
         check_precision(self.precision)  # the machine's side (fp16 needs a GPU) is checked by train(), before any write
         if not self.train:

@@ -57,7 +57,8 @@ def train(config: TrainingConfig, output: Path, resume: bool = False, show_progr
     sources = load_training_sources(config)
     dataset, table = build_pair_dataset(sources)
     sampler_options = {"strategy": config.strategy, "alpha": config.alpha, "temperature": config.source_temperature,
-                       "pooled_ranks": config.gather_across_devices, "cross_pairs": config.cross_pairs}
+                       "pooled_ranks": config.gather_across_devices, "cross_pairs": config.cross_pairs,
+                       "mono_draw": config.mono_draw}
     # The sampler's checks (a language with fewer items than a batch, …) fail here, before the folder is claimed.
     LanguageBatchSampler(dataset, config.batch_size, table=table, world_size=_launched_world_size(),
                          **sampler_options)
