@@ -16,14 +16,16 @@ import torch
 from hybridir.cli import main
 from hybridir.evaluation.lareqa import lareqa_results
 from hybridir.evaluation.run import EvaluationConfig
-from hybridir.experiment.claims import CLAIMS, check_claims, decide
+from hybridir.experiment.claims import CLAIMS, FAILS, HOLDS, INCONCLUSIVE, check_claims, claim_mark, decide
 from hybridir.experiment.design import Direction, ExperimentPreset
 from hybridir.presets import PRESETS
-from hybridir.experiment.report import (Experiment, alpha_sweep, best_strategy, best_strategy_agreement,
+from hybridir.experiment.report import (Experiment, agreement_with_the_paper, alpha_sweep, best_strategy,
+                                        best_strategy_agreement,
                                         cross_pair_make_up, curves, format_mean_std, per_language_beside_the_paper,
-                                        language_bias, parse_run, stage_times, strategy_table, training_losses)
+                                        language_bias, language_fairness, parse_run, stage_times, strategy_table,
+                                        training_losses)
 from hybridir.experiment.runner import _independent_runs, _threads_per_job, reproduce, stages, training_folder
-from hybridir.experiment.statistics import compare, paired_permutation_p, seed_query_bootstrap
+from hybridir.experiment.statistics import paired_permutation_p, seed_query_test
 from hybridir.training.config import TrainingConfig
 
 # ---------------------------------------------------------------- presets and stages
@@ -98,43 +100,45 @@ def test_a_bad_run_name_is_refused():
 # ---------------------------------------------------------------- statistics, by hand
 
 
-def test_identical_strategies_differ_by_nothing_with_p_one():
-    """Seeds are resampled independently per strategy, so only seed-identical runs give a zero interval."""
+def test_identical_strategies_differ_by_nothing():
     a = np.tile(np.random.default_rng(0).random(50), (3, 1))
-    result = compare(a, a.copy(), n_resamples=999)
-    assert result.difference == 0 and result.low == 0 and result.high == 0
-    assert result.p == 1.0 and result.p_queries == 1.0
-
-
-def test_a_constant_shift_is_significant_at_the_smallest_p_the_resamples_allow():
-    b = np.tile(np.random.default_rng(0).random(40), (2, 1))
-    difference, low, high, p = seed_query_bootstrap(b + 0.1, b, n_resamples=999)
-    assert difference == pytest.approx(0.1) and low == pytest.approx(0.1) and high == pytest.approx(0.1)
-    assert p == pytest.approx(2 / 1000)  # (0 + 1) on the smaller side, two-sided, +1 correction
+    test = seed_query_test(a, a.copy())
+    assert test.difference == 0 and test.p == 1.0 and paired_permutation_p(a, a.copy(), n_resamples=999) == 1.0
 
 
 def test_seed_noise_is_not_called_significant_as_a_queries_only_test_would():
     """Strategies equal in expectation, runs shifted by their seed: a per-query test sees a constant
-    difference (p tiny); resampling seeds sees the seeds disagree (p large)."""
+    difference (p tiny); a test with seeds random sees the seeds disagree (p large)."""
     queries = np.random.default_rng(1).random(200)
     a = queries + np.array([[0.03], [-0.02], [0.01]])
     b = queries + np.array([[-0.03], [0.02], [0.0]])
     assert paired_permutation_p(a, b, n_resamples=999) < 0.01
-    assert seed_query_bootstrap(a, b, n_resamples=2000)[3] > 0.2
+    assert seed_query_test(a, b).p > 0.2
 
 
 def test_statistics_refuse_runs_on_different_queries():
     with pytest.raises(ValueError, match="different queries"):
-        compare(np.zeros((2, 5)), np.zeros((2, 6)))
+        seed_query_test(np.zeros((2, 5)), np.zeros((2, 6)))
 
 
-@pytest.mark.parametrize("relation, difference, p, holds", [
-    (">", 0.01, 0.01, True), (">", 0.01, 0.2, False), (">", -0.01, 0.01, False),
-    ("≥", -0.01, 0.2, True), ("≥", -0.01, 0.01, False), ("≥", 0.01, 0.01, True),
-    ("≈", 0.01, 0.2, True), ("≈", 0.01, 0.01, False),
+@pytest.mark.parametrize("relation, difference, p, equivalent, not_below, worse, mark", [
+    (">", 0.01, 0.01, 0.9, 0.0, 1.0, HOLDS), (">", -0.01, 0.01, 0.9, 0.9, 0.0, FAILS),
+    (">", 0.001, 0.3, 0.01, 0.0, 1.0, FAILS),  # shown equal within the margin: not greater
+    (">", 0.004, 0.3, 0.3, 0.0, 1.0, INCONCLUSIVE),
+    ("≥", -0.001, 0.5, 0.01, 0.01, 1.0, HOLDS), ("≥", -0.02, 0.001, 1.0, 1.0, 0.01, FAILS),
+    ("≥", -0.004, 0.2, 0.4, 0.3, 0.3, INCONCLUSIVE),
+    ("≈", 0.001, 0.6, 0.01, 0.0, 1.0, HOLDS), ("≈", 0.02, 0.001, 0.9, 0.0, 1.0, FAILS),
+    ("≈", 0.003, 0.3, 0.2, 0.0, 1.0, INCONCLUSIVE), (">", 0.05, float("nan"), 1.0, 0.0, 1.0, INCONCLUSIVE),
 ])
-def test_relations_are_decided_at_the_five_percent_level(relation, difference, p, holds):
-    assert decide(relation, difference, p) is holds
+def test_relations_get_one_of_three_marks(relation, difference, p, equivalent, not_below, worse, mark):
+    """Ties are decided by equivalence and non-inferiority within the margin, never by a missing difference."""
+    assert decide(relation, difference, p, equivalent, not_below, worse) == mark
+
+
+def test_a_claim_holds_when_all_its_relations_do_and_fails_when_one_fails():
+    assert claim_mark([HOLDS, HOLDS]) == HOLDS
+    assert claim_mark([HOLDS, INCONCLUSIVE]) == INCONCLUSIVE
+    assert claim_mark([INCONCLUSIVE, FAILS]) == FAILS
 
 
 # ---------------------------------------------------------------- per-query metrics on real data
@@ -352,14 +356,23 @@ def test_smoke_results_give_every_table_of_the_experiment_page(smoke_results):
     assert alpha_sweep(experiment, lead)["α"].tolist() == [0.0, 0.25, 0.5, 1.0]
     bias = language_bias(experiment, lead)
     assert bias.index[-1] == "Mean" and ((bias >= 0) & (bias <= 1)).all().all()
+    fairness = language_fairness(experiment, lead)
+    assert list(fairness.index) == ["zero-shot", "X-X-mono", "X-Y", "Hybrid", "X-X"]
+    assert fairness["PEER@100"].between(0, 1).all() and fairness["same language first"].between(0, 1).all()
+    assert (fairness["rank distance (geometric mean)"] <= fairness["rank distance"]).all()  # AM-GM, per language
+    assert fairness.loc["Hybrid", "same language first"] == pytest.approx(bias.loc["Mean", "Hybrid"])
     assert set(curves(experiment, lead).step) == {0, 2, 4}
     assert set(training_losses(experiment, lead).loss_kind) == {"train", "validation"}
     make_up = cross_pair_make_up(experiment, lead)
     assert "en" in make_up.columns and "mono-s0" not in make_up.index
     assert stage_times(experiment).loc["total", "stages"] == len(stages(PRESETS["smoke"].experiment))
     verdicts, relations = check_claims(experiment, lead, n_resamples=500)
-    assert verdicts.claim.tolist() == [claim.text for claim in CLAIMS]
-    assert set(relations.seeds) == {"2 vs 2"} and relations["p (seeds × queries)"].between(0, 1).all()
+    assert verdicts.claim.tolist() == [claim.text for claim in CLAIMS]  # X-X trained: its claims too
+    assert set(relations.seeds) == {"2 vs 2"} and relations["p"].between(0, 1).all()
+    assert set(relations.mark) <= {HOLDS, FAILS, INCONCLUSIVE} and set(verdicts.verdict) <= {HOLDS, FAILS, INCONCLUSIVE}
+    strict = relations.comparison.str.contains(" > ")
+    assert relations["p Holm"][strict].notna().all() and (relations["p Holm"][strict] >= relations.p[strict]).all()
+    assert relations["p Holm"][~strict].isna().all()
 
 
 def test_per_language_tables_put_the_papers_rows_beside_our_seed_means(smoke_results):
@@ -374,6 +387,10 @@ def test_per_language_tables_put_the_papers_rows_beside_our_seed_means(smoke_res
     for strategy in ("X-X-mono", "X-Y", "Hybrid", "X-X"):
         assert table.loc["Mean", ("ours", strategy)] == pytest.approx(means[strategy])
     assert ("paper LaBSE", "X-X") not in table.columns  # the paper trained no X-X
+    measures = agreement_with_the_paper(experiment, lead)
+    assert list(measures.index.get_level_values("paper model").unique()) == ["XLM-R", "LaBSE"]
+    assert measures["Kendall τ (mean over languages)"].between(-1, 1).all()
+    assert measures["same sign"].str.endswith("of 22").all()  # 11 languages × 2 pure strategies
     agreement = best_strategy_agreement(experiment, lead)
     assert agreement.loc["rank distance", "best on Mean: paper LaBSE"] == "Hybrid"
     assert agreement["same best as LaBSE"].str.endswith("of 11").all()

@@ -190,6 +190,29 @@ def language_bias(experiment: Experiment, direction: str) -> pd.DataFrame:
     return by_strategy
 
 
+def language_fairness(experiment: Experiment, direction: str) -> pd.DataFrame:
+    """Per strategy (mean over its seeds), four summaries of language bias in the multilingual pool, each
+    averaged over query languages as the Mean row: rank distance (the paper's mean), its geometric mean
+    (robust to the long tail), the share of queries whose best-ranked answer is in their own language, and
+    PEER@100 (higher is fairer; NaN for results evaluated before hybridir computed it)."""
+    runs = experiment.runs(direction)
+    rows = {}
+    for run in runs[runs.main].run:
+        multi = experiment.per_query(direction, run)
+        multi = multi[multi.setting == "multi"]
+        by_language = pd.DataFrame({
+            "rank distance": multi.rank_distance, "log": np.log(multi.rank_distance),
+            "same language first": (multi.top_language == multi.query_language).astype(float),
+            "PEER@100": multi["peer"] if "peer" in multi else np.nan}).groupby(multi.query_language).mean().mean()
+        rows[run] = by_language.rename({"log": "rank distance (geometric mean)"})
+        rows[run]["rank distance (geometric mean)"] = np.exp(rows[run]["rank distance (geometric mean)"])
+    table = pd.DataFrame(rows).T.groupby(runs.set_index("run").strategy).mean()
+    order = [s for s in ORDER if s in table.index]
+    table = table.loc[order]
+    table.index = [STRATEGY_NAMES[s] for s in order]
+    return table[["rank distance", "rank distance (geometric mean)", "same language first", "PEER@100"]]
+
+
 def alpha_sweep(experiment: Experiment, direction: str) -> pd.DataFrame:
     """Mean-row metrics against α at the sweep's seed: α = 0 is X-Y, 0.5 Hybrid, 1 X-X-mono."""
     runs = experiment.runs(direction)
@@ -364,6 +387,44 @@ def best_strategy_agreement(experiment: Experiment, direction: str) -> pd.DataFr
         row |= {f"best on Mean: {source}": best.loc["Mean", source] for source in best.columns}
         rows.append(row)
     return pd.DataFrame(rows).set_index("metric")
+
+
+def agreement_with_the_paper(experiment: Experiment, direction: str) -> pd.DataFrame:
+    """How our effects agree with the paper's, the way IR reproducibility studies measure it, per paper model
+    (XLM-R, LaBSE) and headline metric, with the query languages as topics (the paper prints per-language
+    tables only): repro-eval's effect ratio (ER: our mean improvement of Hybrid over a pure strategy ÷ the
+    paper's) and ΔRI (the paper's relative improvement − ours); the mean Kendall τ of the three strategies'
+    ranking per language; and the share of (language, pure strategy) cells where Hybrid's improvement has the
+    paper's sign. Improvement is "Hybrid − other", so for rank distance a negative one is better."""
+    from repro_eval.measure.overall_effects import DRI, ER
+    from scipy.stats import kendalltau
+
+    strategies = [STRATEGY_NAMES[s] for s in ("mono", "cross", "hybrid")]
+    rows = []
+    for (setting, metric), label in HEADLINE.items():
+        table = per_language_beside_the_paper(experiment, direction, setting, metric).drop(index="Mean")
+        ours = table[OURS]
+        for model in PAPER_MODELS:
+            paper = table[f"paper {model}"]
+            row = {"metric": label, "paper model": model}
+            signs = []
+            for other in strategies[:2]:
+                arguments = (_topics(paper, "Hybrid"), _topics(paper, other), _topics(ours, "Hybrid"),
+                             _topics(ours, other))
+                row[f"ER vs {other}"] = ER(*arguments)["value"]
+                row[f"ΔRI vs {other}"] = DRI(*arguments)["value"]
+                signs += list(np.sign(paper["Hybrid"] - paper[other]) == np.sign(ours["Hybrid"] - ours[other]))
+            row["Kendall τ (mean over languages)"] = float(np.nanmean([
+                kendalltau(paper.loc[language, strategies], ours.loc[language, strategies]).statistic
+                for language in table.index]))
+            row["same sign"] = f"{sum(signs)} of {len(signs)}"
+            rows.append(row)
+    return pd.DataFrame(rows).set_index(["metric", "paper model"])
+
+
+def _topics(values: pd.DataFrame, strategy: str) -> dict[str, dict[str, float]]:
+    """One strategy's per-language values as repro-eval's run scores: {topic: {measure: score}}."""
+    return {language: {"value": float(values.loc[language, strategy])} for language in values.index}
 
 
 def language_pair_maps(experiment: Experiment, direction: str, metric: str = "map") -> dict[str, pd.DataFrame]:

@@ -1,17 +1,16 @@
 """Significance of a difference between two training strategies, with seeds as a source of noise.
 
 Each strategy gives a (seeds × question ids) matrix of one metric: every seed's model, every question
-id of the evaluation set (its value averaged over the id's query languages, so the 11 translations of
-one XQuAD-R question count as one unit, not 11 independent ones). Two tests:
+id of the evaluation set (its rows weighted as the table's Mean row weighs them, so the 11 translations
+of one XQuAD-R question count as one unit, not 11 independent ones; see
+:func:`hybridir.experiment.report.question_units`). Two tests:
 
-- :func:`seed_query_bootstrap` (the one the claims use): a two-level bootstrap that resamples question
-  ids (the same ids for both strategies: paired) and, independently, each strategy's seeds. Its
-  interval covers the query sampling noise *and* the seed-to-seed noise of training, which a test
-  over queries alone ignores (it called seed-to-seed differences significant in a probe). With one
-  seed it reduces to a paired bootstrap over queries. scipy's ``bootstrap`` resamples one level only,
-  so the two-level resampling is written here (a few lines of numpy).
+- :func:`seed_query_test` (the one the claims use): a linear mixed model with seeds (a variance per
+  strategy) and questions (clustered by paragraph) random, in closed form for this balanced design, with
+  Satterthwaite degrees of freedom; equivalence (TOST) and non-inferiority read its interval.
 - :func:`paired_permutation_p`: scipy's paired randomisation test over question ids on the
-  seed-averaged values: the usual IR test, shown beside the bootstrap to make the difference visible.
+  seed-averaged values: the usual IR test, shown beside it to make the difference visible (it treats one
+  set of models as the strategy and ignores the seed-to-seed noise of training).
 """
 
 from __future__ import annotations
@@ -20,14 +19,6 @@ from typing import NamedTuple
 
 import numpy as np
 from scipy import stats
-
-
-class Comparison(NamedTuple):
-    difference: float  # mean of a − mean of b
-    low: float  # 95% bootstrap interval of the difference
-    high: float
-    p: float  # two-sided bootstrap p-value (seeds × queries)
-    p_queries: float  # two-sided paired permutation p-value over queries, seed-averaged values
 
 
 def _check(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -40,35 +31,6 @@ def _check(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def seed_query_bootstrap(a: np.ndarray, b: np.ndarray, n_resamples: int = 10_000, seed: int = 0,
-                         confidence: float = 0.95) -> tuple[float, float, float, float]:
-    """(difference, low, high, p) for mean(a) − mean(b), resampling queries (paired) and seeds.
-
-    ``a``: (seeds_a × queries), ``b``: (seeds_b × queries), columns aligned. p is the two-sided
-    bootstrap p-value, 2·min(P*(Δ ≤ 0), P*(Δ ≥ 0)) with the +1 correction, at most 1.
-    """
-    a, b = _check(a, b)
-    rng = np.random.default_rng(seed)
-    n_queries = a.shape[1]
-    differences = np.empty(n_resamples)
-    for start in range(0, n_resamples, 500):  # chunks bound the (chunk × queries) temporaries
-        size = min(500, n_resamples - start)
-        queries = rng.integers(0, n_queries, size=(size, n_queries))
-        seeds_a = rng.integers(0, a.shape[0], size=(size, a.shape[0]))
-        seeds_b = rng.integers(0, b.shape[0], size=(size, b.shape[0]))
-        # mean over resampled seeds of mean over resampled queries, for each resample
-        mean_a = np.stack([a[seeds_a[:, i]][np.arange(size)[:, None], queries].mean(axis=1)
-                           for i in range(a.shape[0])]).mean(axis=0)
-        mean_b = np.stack([b[seeds_b[:, i]][np.arange(size)[:, None], queries].mean(axis=1)
-                           for i in range(b.shape[0])]).mean(axis=0)
-        differences[start:start + size] = mean_a - mean_b
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(differences, [tail, 1 - tail])
-    below, above = (differences <= 0).sum(), (differences >= 0).sum()
-    p = min(1.0, 2 * (min(below, above) + 1) / (n_resamples + 1))
-    return float(a.mean() - b.mean()), float(low), float(high), float(p)
-
-
 def paired_permutation_p(a: np.ndarray, b: np.ndarray, n_resamples: int = 10_000, seed: int = 0) -> float:
     """Two-sided p of scipy's paired randomisation test over queries, on seed-averaged values."""
     a, b = _check(a, b)
@@ -76,11 +38,6 @@ def paired_permutation_p(a: np.ndarray, b: np.ndarray, n_resamples: int = 10_000
                                     permutation_type="samples", n_resamples=n_resamples,
                                     alternative="two-sided", rng=np.random.default_rng(seed))
     return float(result.pvalue)
-
-
-def compare(a: np.ndarray, b: np.ndarray, n_resamples: int = 10_000, seed: int = 0) -> Comparison:
-    """Both tests for mean(a) − mean(b); see the module docstring."""
-    return Comparison(*seed_query_bootstrap(a, b, n_resamples, seed), paired_permutation_p(a, b, n_resamples, seed))
 
 
 # ---------------------------------------------------------------- the verdicts' test: seeds and questions random
@@ -101,11 +58,25 @@ class SeedQueryTest(NamedTuple):
 
     def p_equivalent(self, margin: float) -> float:
         """TOST: the larger of the two one-sided p-values of |difference| < margin (equivalence at 1 − 2·level)."""
-        return max(self.p_not_below(margin), float(stats.t.cdf((self.difference - margin) / self.se, self.df)))
+        return max(self.p_not_below(margin), self.p_below(margin))
 
     def p_not_below(self, margin: float) -> float:
         """Non-inferiority: one-sided p of difference > −margin."""
-        return float(stats.t.sf((self.difference + margin) / self.se, self.df))
+        return self._one_sided(self.difference + margin)
+
+    def p_below(self, margin: float) -> float:
+        """One-sided p of difference < margin."""
+        return self._one_sided(margin - self.difference)
+
+    def p_worse(self, margin: float) -> float:
+        """One-sided p of difference < −margin (a worse than b by more than the margin)."""
+        return self._one_sided(-margin - self.difference)
+
+    def _one_sided(self, distance: float) -> float:
+        """p of the hypothesis that the true value lies ``distance`` beyond the estimate's side."""
+        if self.se == 0:
+            return 0.0 if distance > 0 else 1.0
+        return float(stats.t.sf(distance / self.se, self.df))
 
 
 def seed_query_test(a: np.ndarray, b: np.ndarray, clusters: np.ndarray | None = None) -> SeedQueryTest:
@@ -147,7 +118,9 @@ def seed_query_test(a: np.ndarray, b: np.ndarray, clusters: np.ndarray | None = 
         sigma2 = float((residual ** 2).sum()) / ((n - 1) * (queries - 1))
         terms += [float(seed_means.var(ddof=1)) / n, -sigma2 / (n * queries)]
         dfs += [n - 1, (n - 1) * (queries - 1)]
-    variance = max(sum(terms), 1e-300)
+    variance = sum(terms)
+    if variance <= 0:  # no variation at all (identical runs): the difference is exact
+        return SeedQueryTest(difference, 0.0, float("inf"), 1.0 if difference == 0 else 0.0)
     df = variance ** 2 / sum(term ** 2 / d for term, d in zip(terms, dfs))
     se = float(np.sqrt(variance))
     p = float(2 * stats.t.sf(abs(difference) / se, df))
@@ -199,3 +172,21 @@ def variance_components(a: np.ndarray, b: np.ndarray, clusters: np.ndarray | Non
     out["between_cluster_share"] = float(min(between / interaction, 1.0)) if interaction > 0 else 0.0
     out["residual_sd"] = float(np.sqrt(sigma2))
     return out
+
+
+def simulate(components: dict, clusters: np.ndarray, n_a: int, n_b: int, difference: float,
+             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) drawn from :func:`seed_query_test`'s model with ``components`` (those of
+    :func:`variance_components`) and a true ``difference``: the simulation that checks the test's size."""
+    queries = len(clusters)
+    labels, cluster = np.unique(clusters, return_inverse=True)
+    share = components["between_cluster_share"]
+    interaction = components["question_by_strategy_sd"] * (np.sqrt(share) * rng.standard_normal(len(labels))[cluster]
+                                                            + np.sqrt(1 - share) * rng.standard_normal(queries))
+    question = components["question_sd"] * rng.standard_normal(queries)
+
+    def draws(n: int, seed_sd: float, sign: float) -> np.ndarray:
+        seeds = seed_sd * rng.standard_normal((n, 1))
+        return question + sign * interaction + seeds + components["residual_sd"] * rng.standard_normal((n, queries))
+
+    return draws(n_a, components["seed_sd_a"], 1) + difference, draws(n_b, components["seed_sd_b"], -1)
