@@ -214,17 +214,21 @@ def language_fairness(experiment: Experiment, direction: str) -> pd.DataFrame:
 
 
 def alpha_sweep(experiment: Experiment, direction: str) -> pd.DataFrame:
-    """Mean-row metrics against α at the sweep's seed: α = 0 is X-Y, 0.5 Hybrid, 1 X-X-mono."""
+    """Mean-row metrics against α, each the mean over the sweep's seeds (α = 0 is X-Y, 0.5 Hybrid, 1 X-X-mono,
+    at those seeds), with the number of seeds and, where there are several, each metric's standard deviation."""
     runs = experiment.runs(direction)
     runs = runs[runs.alpha.notna() & ~runs.stratified]  # zero-shot and standard have no α
     sweep_seeds = runs[runs.sweep].seed.unique()
     if len(sweep_seeds) == 0:
         return pd.DataFrame()
-    chosen = runs[runs.seed == sweep_seeds[0]].sort_values("alpha")
-    table = pd.DataFrame([headline(experiment.summary(direction, run)) for run in chosen.run])
-    table.insert(0, "α", chosen.alpha.to_numpy())
-    table.insert(1, "run", chosen.run.to_numpy())
-    return table.reset_index(drop=True)
+    chosen = runs[runs.seed.isin(sweep_seeds)]
+    values = pd.DataFrame([headline(experiment.summary(direction, run)) for run in chosen.run])
+    grouped = values.groupby(chosen.alpha.to_numpy())
+    table = grouped.mean()
+    if len(sweep_seeds) > 1:
+        table = table.join(grouped.std(ddof=1).add_suffix(" SD"))
+    table.insert(0, "seeds", grouped.size())
+    return table.rename_axis("α").reset_index()
 
 
 def curves(experiment: Experiment, direction: str) -> pd.DataFrame:
