@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -82,8 +82,9 @@ class Experiment:
         return load_run(self.folder / EVALUATIONS / direction / run).tidy
 
     def per_query(self, direction: str, run: str) -> pd.DataFrame:
-        return pd.read_csv(self.folder / EVALUATIONS / direction / run / PER_QUERY, keep_default_na=False,
-                           na_values=[""], dtype={"qid": str, "query_language": str, "top_language": str})
+        """A run's per-query metrics; read once (each claim's relations read the same runs): do not modify it."""
+        path = self.folder / EVALUATIONS / direction / run / PER_QUERY
+        return _read_per_query(path, path.stat().st_mtime_ns)
 
     def run_record(self, direction: str, run: str) -> dict:
         return json.loads((self.folder / RUNS / direction / run / "run.json").read_text())
@@ -95,6 +96,13 @@ class Experiment:
         if not path.is_file():
             return None
         return pd.read_csv(path).drop_duplicates("step", keep="last").sort_values("step").reset_index(drop=True)
+
+
+@lru_cache(maxsize=64)
+def _read_per_query(path: Path, _modified: int) -> pd.DataFrame:
+    """Cached on (path, modification time): a rewritten file is read again."""
+    return pd.read_csv(path, keep_default_na=False, na_values=[""],
+                       dtype={"qid": str, "query_language": str, "top_language": str})
 
 
 def headline(summary: pd.DataFrame) -> pd.Series:

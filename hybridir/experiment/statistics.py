@@ -113,9 +113,7 @@ def seed_query_test(a: np.ndarray, b: np.ndarray, clusters: np.ndarray | None = 
     if min(n_a, n_b) < 2:
         return SeedQueryTest(difference, float(np.sqrt(v_questions)), float(n_clusters - 1), float("nan"))
     for matrix, n in ((a, n_a), (b, n_b)):
-        seed_means = matrix.mean(axis=1)
-        residual = matrix - seed_means[:, None] - matrix.mean(axis=0)[None, :] + matrix.mean()
-        sigma2 = float((residual ** 2).sum()) / ((n - 1) * (queries - 1))
+        seed_means, sigma2 = _seed_means_and_residual(matrix)
         terms += [float(seed_means.var(ddof=1)) / n, -sigma2 / (n * queries)]
         dfs += [n - 1, (n - 1) * (queries - 1)]
     variance = sum(terms)
@@ -125,6 +123,15 @@ def seed_query_test(a: np.ndarray, b: np.ndarray, clusters: np.ndarray | None = 
     se = float(np.sqrt(variance))
     p = float(2 * stats.t.sf(abs(difference) / se, df))
     return SeedQueryTest(difference, se, float(df), p)
+
+
+def _seed_means_and_residual(matrix: np.ndarray) -> tuple[np.ndarray, float]:
+    """A strategy's (seeds × questions) matrix: each seed's mean, and the seed-by-question residual variance
+    (two-way, both main effects removed)."""
+    n, queries = matrix.shape
+    seed_means = matrix.mean(axis=1)
+    residual = matrix - seed_means[:, None] - matrix.mean(axis=0)[None, :] + matrix.mean()
+    return seed_means, float((residual ** 2).sum()) / max((n - 1) * (queries - 1), 1)
 
 
 def holm(p_values: list[float]) -> list[float]:
@@ -150,9 +157,7 @@ def variance_components(a: np.ndarray, b: np.ndarray, clusters: np.ndarray | Non
     residuals = []
     for name, matrix in (("a", a), ("b", b)):
         n = matrix.shape[0]
-        seed_means = matrix.mean(axis=1)
-        residual = matrix - seed_means[:, None] - matrix.mean(axis=0)[None, :] + matrix.mean()
-        sigma2 = float((residual ** 2).sum()) / max((n - 1) * (queries - 1), 1)
+        seed_means, sigma2 = _seed_means_and_residual(matrix)
         residuals.append(sigma2)
         seed = float(seed_means.var(ddof=1)) - sigma2 / queries if n > 1 else float("nan")
         out[f"seed_sd_{name}"] = float(np.sqrt(max(seed, 0.0))) if n > 1 else float("nan")
@@ -166,7 +171,7 @@ def variance_components(a: np.ndarray, b: np.ndarray, clusters: np.ndarray | Non
     out["question_sd"] = float(np.sqrt(max(shared.var(ddof=1) - noise, 0.0)))
     interaction = max(gap.var(ddof=1) - noise, 0.0)
     out["question_by_strategy_sd"] = float(np.sqrt(interaction))
-    labels, cluster = np.unique(clusters, return_inverse=True)
+    cluster = np.unique(clusters, return_inverse=True)[1]
     cluster_means = np.bincount(cluster, weights=gap - gap.mean()) / np.bincount(cluster)
     between = float(np.var(cluster_means[cluster], ddof=1))
     out["between_cluster_share"] = float(min(between / interaction, 1.0)) if interaction > 0 else 0.0
