@@ -37,7 +37,7 @@ from hybridir.encoding import encoding_record
 from hybridir.evaluation.lareqa import candidate_inputs, embed_lareqa, evaluate_lareqa, summarize
 from hybridir.models.spec import load_model, resolve_model
 from hybridir.provenance import hardware, versions
-from hybridir.sampling.pairs import build_pair_dataset
+from hybridir.sampling.pairs import PairIndex, build_pair_dataset
 from hybridir.sampling.samplers import LanguageBatchSampler, LanguageSamplerFactory
 
 MAX_LENGTH = 128
@@ -139,10 +139,11 @@ def training_part(steps: int) -> None:
 def _training_forward_flops(model, dataset, table, spec, steps: int) -> float:
     """Mean forward FLOPs of the first ``steps`` hybrid batches (each column padded to its longest text)."""
     sampler = LanguageBatchSampler(dataset, BATCH, table=table, strategy="hybrid", seed=0)
-    batches, total = [b.rows for _, b in zip(range(steps), sampler.plan(0))], 0.0
-    for rows in batches:
+    batches, total = [b.pairs for _, b in zip(range(steps), sampler.plan(0))], 0.0
+    for pairs in batches:
+        rows = dataset[[PairIndex(passage, query) for query, passage in pairs.tolist()]]
         for column, prompt in (("query", spec.query_prompt), ("passage", spec.passage_prompt)):
-            texts = dataset[rows.tolist()][column]
+            texts = rows[column]
             total += forward_flops(model, padded_batches(model, texts, prompt, batch_size=len(texts)))
     return total / len(batches)
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from hybridir.data.parallel import lareqa_parallel
 from hybridir.provenance import hardware, versions
-from hybridir.sampling.pairs import build_pair_dataset
+from hybridir.sampling.pairs import PairDataset, build_pair_dataset
 from hybridir.sampling.samplers import LanguageBatchSampler
 
 EPOCHS = 5
@@ -33,7 +33,7 @@ def repeats(sampler: LanguageBatchSampler, codes: np.ndarray) -> tuple[float, fl
     plans = [list(sampler.plan(epoch)) for epoch in range(EPOCHS)]
     seconds = (time.perf_counter() - start) / sum(len(plan) for plan in plans)
     for batch in (batch for plan in plans for batch in plan):
-        texts = codes[batch.rows].ravel()
+        texts = np.concatenate([codes[batch.pairs[:, 0], :1], codes[batch.pairs[:, 1], 1:]], axis=1).ravel()
         extra = len(texts) - len(np.unique(texts))
         with_repeat += extra > 0
         repeated += extra
@@ -52,12 +52,14 @@ def main() -> None:
         source = lareqa_parallel(name)
         dataset, table = build_pair_dataset([source])
         shared = source.pairs.duplicated(["language", "positive"], keep=False).mean()
-        print(f"{name}: {len(source.pairs)} (id, language) rows, {shared:.1%} share their answer sentence with "
+        print(f"{name}: {len(source.pairs)} (id, language) slots, {shared:.1%} share their answer sentence with "
               "another id")
-        items_only = replace(table, text_codes=np.arange(table.text_codes.size).reshape(table.text_codes.shape))
+        items_only = replace(table, text_codes=None)  # no two texts known equal: only items kept distinct
+        items_only_dataset = PairDataset.of(dataset, items_only)
         for batch_size in (32, 100):
             for strategy in STRATEGIES:
-                before = repeats(LanguageBatchSampler(dataset, batch_size, table=items_only, strategy=strategy),
+                before = repeats(LanguageBatchSampler(items_only_dataset, batch_size, table=items_only,
+                                                      strategy=strategy),
                                  table.text_codes)
                 after = repeats(LanguageBatchSampler(dataset, batch_size, table=table, strategy=strategy),
                                 table.text_codes)

@@ -1,7 +1,7 @@
 """Batch composition: build_pair_dataset and LanguageBatchSampler keep every rule of their module docstrings.
 
 Fixtures are tiny parallel QA sources whose texts name their item and language ("q:{id}:{lang}",
-"p:{id}:{lang}", "n:{id}:{lang}"), so each batch row's text proves where it came from; sources are told
+"p:{id}:{lang}", "n:{id}:{lang}"), so each batch pair's texts prove where they came from; sources are told
 apart by their id ranges (0–299, 1000+, 2000+). Statistical checks use fixed seeds and p > 0.001 bounds.
 """
 
@@ -21,6 +21,7 @@ from scipy.stats import binomtest, chisquare
 from sentence_transformers.base.sampler import DefaultBatchSampler
 
 from hybridir.sampling import LanguageBatchSampler, LanguageSamplerFactory, PairTable, build_pair_dataset
+from hybridir.sampling.pairs import PairDataset, PairIndex
 
 # item id -> its languages
 BALANCED = {i: ("de", "en", "fr") for i in range(60)}
@@ -47,21 +48,22 @@ def make_source(name: str, languages_of: dict[int, tuple[str, ...]], negatives: 
 
 
 def build(*sources: tuple[str, dict]) -> tuple:
-    """(dataset, table, texts) for named sources; texts holds each row's parsed query and passage."""
+    """(dataset, table, texts) for named sources; texts holds each slot's parsed query and passage."""
     dataset, table = build_pair_dataset([make_source(name, languages_of) for name, languages_of in sources])
     return dataset, table, parse_rows(dataset)
 
 
 class Texts(NamedTuple):
-    """Per dataset row (or per batch row), the item and language its query text and passage text name."""
+    """Per dataset row (or per batch pair), the item and language its query text and passage text name."""
 
     qid: np.ndarray
     qlang: np.ndarray
     pid: np.ndarray
     plang: np.ndarray
 
-    def take(self, rows: np.ndarray) -> Texts:
-        return Texts(*(column[rows] for column in self))
+    def take(self, pairs: np.ndarray) -> Texts:
+        """The texts of (query slot, passage slot) pairs: the query's from one slot, the passage's from the other."""
+        return Texts(self.qid[pairs[:, 0]], self.qlang[pairs[:, 0]], self.pid[pairs[:, 1]], self.plang[pairs[:, 1]])
 
 
 def parse_rows(dataset) -> Texts:
@@ -80,14 +82,24 @@ def plans(sampler: LanguageBatchSampler, epochs: int) -> list:
     return [batch for epoch in range(epochs) for batch in sampler.plan(epoch)]
 
 
+def yielded(sampler) -> list[list[tuple[int, int]]]:
+    """What iterating the sampler gives the trainer, as (query slot, passage slot) per pair (a PairIndex compares
+    as its passage slot alone)."""
+    return [[(index.query, int(index)) for index in batch] for batch in sampler]
+
+
+def as_pairs(batch) -> list[tuple[int, int]]:
+    return [tuple(pair) for pair in batch.pairs.tolist()]
+
+
 def check_batch(batch, built: tuple, batch_size: int) -> Texts:
     """The rules every batch keeps, read from its texts: size, one source, distinct items, pure languages."""
     _, table, texts = built
-    rows = texts.take(batch.rows)
-    assert len(batch.rows) == batch_size
+    rows = texts.take(batch.pairs)
+    assert len(batch.pairs) == batch_size
     assert (rows.qid == rows.pid).all()  # a passage belongs to its query's item
     assert len(np.unique(rows.qid)) == batch_size  # no two pairs of one item (translations: false negatives)
-    assert (table.source[batch.rows] == batch.source).all()
+    assert (table.describe(batch.pairs).source == table.sources[batch.source]).all()
     ids = ID_RANGES.get(table.sources[batch.source], range(0, 10**6))
     assert rows.qid.min() >= ids.start and rows.qid.max() < ids.stop  # the texts prove the source
     if batch.strategy == "mono":
@@ -138,39 +150,77 @@ def run_out():
 
 
 @pytest.mark.parametrize("negatives", [False, True])
-def test_pair_dataset_has_one_row_per_item_and_ordered_language_pair(negatives):
-    """Columns are exactly query, passage[, negative]; one row per (item, q-lang, p-lang) over the item's own
-    languages (same-language rows included); the table's metadata agrees with every row's texts; the negative is
-    in the passage language; rows are sorted by (source, item, q, p)."""
+def test_pair_dataset_has_one_row_per_item_and_language(negatives):
+    """Columns are exactly query, passage[, negative]; one row (slot) per (item, language), sorted by (source,
+    item, language); the table's metadata agrees with every slot's texts; item k's slots are its language set."""
     first = {i: UNEVEN_SETS[i] for i in range(9)}
     second = {1000 + i: ("en", "zh") for i in range(4)}
     dataset, table = build_pair_dataset([make_source("first", first, negatives),
                                          make_source("second", second, negatives)])
-    assert isinstance(table, PairTable)
+    assert isinstance(table, PairTable) and isinstance(dataset, PairDataset)
     assert dataset.column_names == (["query", "passage", "negative"] if negatives else ["query", "passage"])
-    expected = {(name, item, q, p) for name, data in (("first", first), ("second", second))
-                for item, languages in data.items() for q in languages for p in languages}
-    assert len(dataset) == len(table) == len(expected) == 3 * (4 + 9 + 16) + 4 * 4
+    expected = [(name, item, lang) for name, data in (("first", first), ("second", second))
+                for item, languages in sorted(data.items()) for lang in sorted(languages)]
+    assert len(dataset) == len(table) == len(expected) == 3 * 2 + 3 * 3 + 3 * 4 + 4 * 2
     texts = parse_rows(dataset)
-    meta = table.describe(np.arange(len(table)))
-    assert (texts.qid == meta.id.astype(int)).all() and (texts.pid == meta.id.astype(int)).all()
-    assert (texts.qlang == meta.query_language).all() and (texts.plang == meta.passage_language).all()
-    assert (meta.source == np.where(texts.qid < 1000, "first", "second")).all()
-    assert set(zip(meta.source, texts.qid, texts.qlang, texts.plang)) == expected
+    meta = table.describe(np.column_stack([np.arange(len(table))] * 2))
+    assert list(zip(meta.source, meta.id, meta.query_language)) == expected  # sorted, as the layout says
+    assert (texts.qid == meta.id.astype(int)).all() and (texts.qlang == meta.query_language).all()
+    assert (texts.pid == texts.qid).all() and (texts.plang == texts.qlang).all()
     if negatives:
         assert list(dataset["negative"]) == [f"n:{i}:{p}" for i, p in zip(texts.pid, texts.plang)]
     assert table.languages == ("de", "en", "es", "fr", "zh") and table.sources == ("first", "second")
-    order = np.lexsort((table.passage_language, table.query_language, table.item, table.source))
-    assert (order == np.arange(len(table))).all()
-    assert (table.is_mono == (texts.qlang == texts.plang)).all()
+    assert table.n_items == 13 and list(table.source_start) == [0, 9, 13]
+    for item, languages in enumerate([first[i] for i in range(9)] + [second[1000 + i] for i in range(4)]):
+        slots = range(table.item_start[item], table.item_start[item + 1])
+        assert [table.languages[table.language[slot]] for slot in slots] == sorted(languages)
+        assert set(table.item_of(np.array(slots))) == {item}
+
+
+@pytest.mark.parametrize("negatives", [False, True])
+def test_a_pair_index_reads_the_query_from_one_slot_and_the_rest_from_the_other(negatives):
+    """dataset[PairIndex] is the pair; a batch of them reads in one __getitems__ call, as the DataLoader reads;
+    plain row numbers still read slots; the index survives the offsets of multi-dataset samplers."""
+    dataset, table = build_pair_dataset([make_source("a", {7: ("de", "en", "fr")}, negatives)])
+    de, en, fr = range(3)
+    row = dataset[PairIndex(passage=fr, query=de)]
+    assert row == {"query": "q:7:de", "passage": "p:7:fr", **({"negative": "n:7:fr"} if negatives else {})}
+    assert list(row) == dataset.column_names
+    batch = dataset.__getitems__([PairIndex(en, de), PairIndex(de, de)])
+    assert [(r["query"], r["passage"]) for r in batch] == [("q:7:de", "p:7:en"), ("q:7:de", "p:7:de")]
+    assert dataset[[PairIndex(en, fr)]]["passage"] == ["p:7:en"]
+    assert dataset[0]["query"] == "q:7:de" and dataset.__getitems__([2])[0]["passage"] == "p:7:fr"
+    moved = PairIndex(5, 3) + 10
+    assert isinstance(moved, PairIndex) and (int(moved), moved.query) == (15, 13)
+    assert ((moved - 10).query, 10 + PairIndex(1, 2)) == (3, PairIndex(11, 12))
+    import pickle
+    assert pickle.loads(pickle.dumps(moved)).query == 13
+    with pytest.raises(TypeError, match="mixes PairIndex keys"):
+        dataset.__getitems__([PairIndex(0, 1), 2])
 
 
 def test_pair_table_item_codes_are_global_across_sources():
-    """Two sources that reuse the same ids get distinct item codes, so their rows never count as one item."""
+    """Two sources that reuse the same ids get distinct item codes, so their slots never count as one item."""
     dataset, table = build_pair_dataset([make_source("a", {1: ("en",), 2: ("en",)}),
                                          make_source("b", {1: ("en",), 2: ("en",)})])
-    assert len(np.unique(table.item)) == 4
-    assert list(table.describe(range(4)).source) == ["a", "a", "b", "b"]
+    assert table.n_items == 4 and list(table.item_of(np.arange(4))) == [0, 1, 2, 3]
+    assert list(table.describe(np.column_stack([np.arange(4)] * 2)).source) == ["a", "a", "b", "b"]
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(item_start=np.array([0, 2, 2])), "rise by at least 1"),
+    (dict(language=np.zeros(3, np.uint8)), "end at the number of slots"),
+    (dict(source_start=np.array([0, 1])), "source_start must run from 0 to the number of items"),
+    (dict(item_ids=np.array(["a"])), "one id per item"),
+    (dict(text_codes=np.zeros((1, 2)))," one row per slot"),
+])
+def test_an_inconsistent_pair_table_is_refused_in_one_line(change, match):
+    base = dict(item_start=np.array([0, 2, 4]), language=np.array([0, 1, 0, 1], np.uint8),
+                source_start=np.array([0, 2]), sources=("s",), languages=("de", "en"), item_ids=np.array(["a", "b"]),
+                text_codes=None)
+    PairTable(**base)
+    with pytest.raises(ValueError, match=f"^inconsistent PairTable: .*{match}"):
+        PairTable(**(base | change))
 
 
 @pytest.mark.parametrize("sources, match", [
@@ -313,16 +363,16 @@ def test_standard_batches_mix_every_language_like_shuffled_multilingual_pairs():
     built = build(("skewed", SKEWED_SIZES))  # en 200 pairs, de 50, fr 20
     _, table, texts = built
     batches = plans(sampler_for(built, 8, strategy="standard", seed=3), 40)
-    languages = Counter(lang for batch in batches for lang in texts.take(batch.rows).qlang)
+    languages = Counter(lang for batch in batches for lang in texts.take(batch.pairs).qlang)
     total = sum(languages.values())
     assert chisquare([languages[lang] for lang in ("en", "de", "fr")],
                      [total * n / 270 for n in (200, 50, 20)]).pvalue > 0.001
-    assert sum(len(set(texts.take(b.rows).qlang)) > 1 for b in batches) > 0.9 * len(batches)
+    assert sum(len(set(texts.take(b.pairs).qlang)) > 1 for b in batches) > 0.9 * len(batches)
     from hybridir.data.parallel import lareqa_parallel
 
     dataset, table = build_pair_dataset([lareqa_parallel("mlqa-r")])
     for batch in itertools.islice(LanguageBatchSampler(dataset, 32, table=table, strategy="standard").plan(0), 20):
-        meta = table.describe(batch.rows)
+        meta = table.describe(batch.pairs)
         assert meta.id.is_unique and (meta.query_language == meta.passage_language).all()
         assert meta.query_language.nunique() >= 4
 
@@ -344,9 +394,18 @@ def test_mono_batch_languages_are_uniform(languages_of, epochs):
         assert chisquare(observed, proportional / proportional.sum() * sum(observed)).pvalue < 1e-6
 
 
-def test_run_out_uses_each_item_once_before_any_twice(run_out):
+@pytest.mark.parametrize("large_pool", [None, 8], ids=["shuffled", "feistel"])
+def test_run_out_uses_each_item_once_before_any_twice(run_out, large_pool, monkeypatch):
     """Run-out policy in one epoch: the 10-item sw pool and the 10-item X-Y pool are each used up several times;
-    each is consumed in whole shuffled passes, and no draw repeats an item even where a pass ends inside it."""
+    each is consumed in whole shuffled passes, and no draw repeats an item even where a pass ends inside it. The
+    same holds for passes computed on the fly (pools above LARGE_POOL, lowered here so these pools are)."""
+    from hybridir.sampling import samplers
+
+    calls = []
+    if large_pool is not None:
+        monkeypatch.setattr(samplers, "LARGE_POOL", large_pool)
+        feistel = samplers._feistel
+        monkeypatch.setattr(samplers, "_feistel", lambda *args: calls.append(1) or feistel(*args))
     for epoch in range(3):
         mono_draws, cross_draws = [], []
         for batch in sampler_for(run_out, 4, strategy="hybrid", seed=2).plan(epoch):
@@ -357,6 +416,7 @@ def test_run_out_uses_each_item_once_before_any_twice(run_out):
                 mono_draws.append(ids)
         for draws in (mono_draws, cross_draws):
             assert_passes([item for draw in draws for item in draw], draws, set(range(10)))
+    assert bool(calls) == (large_pool is not None)
 
 
 # --- length ------------------------------------------------------------------------------------------------
@@ -437,7 +497,7 @@ def test_same_seed_gives_the_same_batches_in_separately_built_samplers():
     for epoch in range(3):
         first.set_epoch(epoch)
         second.set_epoch(epoch)
-        assert list(first) == list(second) == [batch.rows.tolist() for batch in first.plan(epoch)]
+        assert yielded(first) == yielded(second) == [as_pairs(batch) for batch in first.plan(epoch)]
 
 
 def test_epochs_and_seeds_change_the_order(two_sources):
@@ -446,10 +506,10 @@ def test_epochs_and_seeds_change_the_order(two_sources):
     epochs = []
     for epoch in range(3):
         sampler.set_epoch(epoch)
-        epochs.append(list(sampler))
+        epochs.append(yielded(sampler))
     assert epochs[0] != epochs[1] and epochs[1] != epochs[2] and epochs[0] != epochs[2]
     other = sampler_for(two_sources, 8, strategy="hybrid", seed=14)
-    assert list(other) != list(sampler_for(two_sources, 8, strategy="hybrid", seed=13))
+    assert yielded(other) != yielded(sampler_for(two_sources, 8, strategy="hybrid", seed=13))
 
 
 def test_plan_ignores_the_trainer_generator_and_global_rngs(two_sources):
@@ -461,7 +521,7 @@ def test_plan_ignores_the_trainer_generator_and_global_rngs(two_sources):
         np.random.seed(seed)
         sampler = LanguageBatchSampler(dataset, 8, False, None, torch.Generator().manual_seed(seed), 21,
                                        table=table, strategy="hybrid")
-        results.append(list(sampler))
+        results.append(yielded(sampler))
     assert results[0] == results[1]
 
 
@@ -477,7 +537,7 @@ def test_hybrid_with_alpha_0_or_1_replays_the_pure_strategy(alpha, pure):
         assert len(left) == len(right) == 125  # 500 items // 4
         for a, b in zip(left, right):
             assert (a.strategy, a.source, a.language) == (b.strategy, b.source, b.language)
-            assert (a.rows == b.rows).all()
+            assert (a.pairs == b.pairs).all()
     strategies = {batch.strategy for batch in plain.plan(0)}
     assert strategies == ({"mono"} if pure == "mono" else {"mono", "cross"})  # solo forces mono under cross
 
@@ -551,11 +611,16 @@ def test_bad_settings_fail_with_one_line_messages(fixture, batch_size, options, 
 
 
 def test_dataset_and_table_must_match(balanced):
-    """A dataset that is not the table's (here one row short) is refused."""
+    """A plain Dataset (it would read a PairIndex as its passage's slot alone) and a pair dataset laid out with
+    another table are refused in one line."""
     dataset, table, _ = balanced
-    with pytest.raises(ValueError, match=r"the dataset has 539 rows but the pair table 540; build both") as error:
-        LanguageBatchSampler(dataset.select(range(len(dataset) - 1)), 4, table=table)
-    assert "\n" not in str(error.value)
+    other, _, _ = build(("balanced", {i: ("de", "en", "fr") for i in range(1, 61)}))
+    for wrong, match in [(dataset.select(range(len(dataset))), r"^the dataset is a Dataset, but language batches "
+                                                                r"need a PairDataset"),
+                         (other, r"^the dataset has 180 rows but was not laid out with its pair table \(180 slots\)")]:
+        with pytest.raises(ValueError, match=match) as error:
+            LanguageBatchSampler(wrong, 4, table=table)
+        assert "\n" not in str(error.value)
 
 
 def test_cross_strategy_does_not_need_full_language_pools():
@@ -583,7 +648,7 @@ def test_factory_gives_the_language_sampler_for_train_and_a_sequential_one_for_e
                     generator=torch.Generator().manual_seed(0), seed=5)
     assert isinstance(train, LanguageBatchSampler) and factory.built == [train]
     assert (train.alpha, train.temperature, train.seed, train.batch_size) == (0.3, 2.0, 5, 4)
-    assert list(train) == [batch.rows.tolist() for batch in train.plan(0)]
+    assert yielded(train) == [as_pairs(batch) for batch in train.plan(0)]
     plain = factory(eval_set, batch_size=4, drop_last=False, valid_label_columns=None, generator=None, seed=5)
     assert type(plain) is DefaultBatchSampler and factory.built == [train]
     assert list(plain) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
@@ -613,7 +678,7 @@ def test_mlqa_r_hybrid_batches_are_pure_and_item_distinct():
     languages_per_item = pairs.groupby("id").language.size()
     english, cross_pairs, expected = 0, 0, 0.0
     for batch in plans(sampler, 5):
-        meta = table.describe(batch.rows)
+        meta = table.describe(batch.pairs)
         assert len(meta) == 32 and meta.id.is_unique
         if batch.strategy == "mono":
             assert set(meta.query_language) == set(meta.passage_language) == {table.languages[batch.language]}
@@ -624,3 +689,21 @@ def test_mlqa_r_hybrid_batches_are_pure_and_item_distinct():
             expected += float((2 / languages_per_item[meta.id]).sum())
     share, expected_share = english / cross_pairs, expected / cross_pairs
     assert abs(share - expected_share) < 4 * math.sqrt(expected_share * (1 - expected_share) / cross_pairs)
+
+
+# --- pools too large to shuffle in memory ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 17, 1000, 4099])
+def test_the_feistel_pass_is_a_permutation_unrelated_to_position(size):
+    from scipy.stats import spearmanr
+
+    from hybridir.sampling.samplers import _feistel
+
+    keys = np.random.default_rng(size).integers(0, 1 << 63, size=6, dtype=np.uint64)
+    order = _feistel(np.arange(size, dtype=np.uint64), size, keys)
+    assert np.array_equal(np.sort(order), np.arange(size))
+    if size >= 1000:
+        assert abs(spearmanr(np.arange(size), order).statistic) < 0.1
+        other = _feistel(np.arange(size, dtype=np.uint64), size, keys[::-1].copy())
+        assert (order != other).mean() > 0.9  # other keys, another order

@@ -16,6 +16,7 @@ from datasets import Dataset, DatasetDict
 from test_sampling import make_source  # tests/ is on sys.path
 
 from hybridir.sampling import LanguageBatchSampler, LanguageSamplerFactory, build_pair_dataset
+from hybridir.sampling.pairs import PairDataset, PairIndex
 from hybridir.sampling.samplers import _FixedOrderSampler
 
 
@@ -31,39 +32,44 @@ def call(factory, dataset, batch_size: int = 4, seed: int = 0):
 # --- the factory recognises its datasets -------------------------------------------------------------------
 
 
-def test_the_training_rows_are_recognised_whatever_object_carries_them():
+def test_the_training_rows_are_recognised_in_a_pair_dataset_that_carries_them():
+    """The dataset itself, a copy that keeps the class (with_format) and an unchanged plain copy wrapped again with
+    PairDataset.of (a reload from disk, flatten_indices) all get the language sampler."""
     dataset, table = pair_data("a", 40)
     factory = LanguageSamplerFactory(dataset, table, strategy="mono")
-    carriers = [dataset, dataset.with_format("numpy"), dataset.flatten_indices(), dataset.select(range(len(dataset))),
-                Dataset.from_pandas(dataset.to_pandas(), preserve_index=False)]
+    carriers = [dataset, dataset.with_format("numpy"), PairDataset.of(dataset.flatten_indices(), table),
+                PairDataset.of(Dataset.from_pandas(dataset.to_pandas(), preserve_index=False), table)]
     for carrier in carriers:
         assert isinstance(call(factory, carrier), LanguageBatchSampler)
     assert len(factory.built) == len(carriers)
 
 
 @pytest.mark.parametrize("change", [
-    lambda d: d.map(lambda row: {"query": "query: " + row["query"]}),
-    lambda d: d.select(range(0, len(d), 2)),
-    lambda d: d.shuffle(seed=1),
-    lambda d: d.filter(lambda row: not row["query"].endswith(":fr")),
-    lambda d: d.train_test_split(test_size=0.2, seed=0)["train"],
-    lambda d: d.train_test_split(test_size=0.2, seed=0)["test"],
-])
+    lambda d, t: d.map(lambda row: {"query": "query: " + row["query"]}),
+    lambda d, t: d.select(range(0, len(d), 2)),
+    lambda d, t: d.shuffle(seed=1),
+    lambda d, t: d.filter(lambda row: not row["query"].endswith(":fr")),
+    lambda d, t: d.train_test_split(test_size=0.2, seed=0)["train"],
+    lambda d, t: d.train_test_split(test_size=0.2, seed=0)["test"],
+    lambda d, t: d.flatten_indices(),  # a plain Dataset: it would read a PairIndex as its passage's slot alone
+    lambda d, t: Dataset.from_pandas(d.to_pandas(), preserve_index=False),
+    lambda d, t: PairDataset.of(d.shuffle(seed=1).flatten_indices(), t),
+], ids=["map", "select", "shuffle", "filter", "split-train", "split-test", "plain-copy", "reload", "reordered"])
 def test_training_data_changed_after_the_factory_was_built_is_refused_in_one_line(change):
     dataset, table = pair_data("a", 40)
     factory = LanguageSamplerFactory(dataset, table, strategy="hybrid")
     with pytest.raises(ValueError, match=r"^the trainer passed a dataset of \d+ rows that is not the training "
-                                         r"dataset train_dataset of 360 rows") as error:
-        call(factory, change(dataset))
-    assert "\n" not in str(error.value) and "build LanguageSamplerFactory from the dataset" in str(error.value)
+                                         r"dataset train_dataset of 120 rows") as error:
+        call(factory, change(dataset, table))
+    assert "\n" not in str(error.value) and "pass the PairDataset that build_pair_dataset returned" in str(error.value)
     assert factory.built == []
 
 
 def test_an_unknown_dataset_gets_sequential_batches_and_a_warning_counting_repeated_texts():
-    """An eval pair dataset the factory does not know is read in file order, where one item's translations sit
-    side by side: the warning says how many batches repeat a text."""
+    """An eval set the factory does not know is read in file order: the warning says how many batches repeat a
+    text (here the answer sentence that rows 4k..4k+1 share)."""
     dataset, table = pair_data("a", 40)
-    other, _ = pair_data("b", 10, offset=1000)  # 90 rows: (item, q, p) rows of one item are consecutive
+    other = Dataset.from_dict({"query": [f"q{i}" for i in range(90)], "passage": [f"p{i // 2}" for i in range(90)]})
     factory = LanguageSamplerFactory(dataset, table)
     with pytest.warns(UserWarning, match=r"a dataset of 90 rows that LanguageSamplerFactory was not built from gets "
                                          r"sequential batches, 23 of 23 holding a text twice"):
@@ -86,7 +92,7 @@ def test_a_named_eval_set_is_sequential_without_warning_or_batched_like_training
     first.set_epoch(4)  # the trainer's epoch does not move it: every evaluation sees the same batches
     batches = list(first)
     assert batches == list(second) and len(batches) == 30 // 4
-    languages = eval_table.describe(np.concatenate(batches))
+    languages = eval_table.describe(np.array([(index.query, int(index)) for batch in batches for index in batch]))
     for start in range(0, len(languages), 4):  # mono, like the training batches
         block = languages.iloc[start:start + 4]
         assert block.id.is_unique and block.query_language.nunique() == 1
@@ -102,12 +108,15 @@ def test_a_dataset_dict_gets_one_language_sampler_per_sub_dataset_or_a_one_line_
     assert [s.table for s in samplers] == [table_a, table_b]
     with pytest.raises(ValueError, match=r"train_dataset is a DatasetDict of a, b; pass table as a dict"):
         LanguageSamplerFactory(data, table_a)
-    with pytest.raises(ValueError, match=r"train_dataset\['b'\] has 80 rows but its pair table 360"):
+    with pytest.raises(ValueError, match=r"train_dataset\['b'\] has 40 rows but was not laid out with its pair "
+                                         r"table \(120 slots\)"):
         LanguageSamplerFactory(data, {"a": table_a, "b": table_a})
 
 
-def test_a_dataset_dict_trains_with_language_batches_in_a_real_trainer(tmp_path, tiny_xlmr_folder):
-    """The newcomer's multi-dataset script: every batch the collator receives is one sub-dataset's pure batch."""
+@pytest.mark.parametrize("strategy", ["mono", "cross"])
+def test_a_dataset_dict_trains_with_language_batches_in_a_real_trainer(tmp_path, tiny_xlmr_folder, strategy):
+    """The newcomer's multi-dataset script: every batch the collator receives is one sub-dataset's pure batch, its
+    pairs intact through the trainer's ConcatDataset and index offsets (X-Y: query and passage of one item)."""
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
     from sentence_transformers import SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
@@ -115,7 +124,7 @@ def test_a_dataset_dict_trains_with_language_batches_in_a_real_trainer(tmp_path,
     (a, table_a), (b, table_b) = pair_data("a", 40), pair_data("b", 24, ("en", "es"), offset=1000)
     data = DatasetDict({"a": a, "b": b})
     model = SentenceTransformer(str(tiny_xlmr_folder), device="cpu")
-    factory = LanguageSamplerFactory(data, {"a": table_a, "b": table_b}, strategy="mono")
+    factory = LanguageSamplerFactory(data, {"a": table_a, "b": table_b}, strategy=strategy)
     args = SentenceTransformerTrainingArguments(output_dir=str(tmp_path), max_steps=12, per_device_train_batch_size=4,
                                                 batch_sampler=factory, report_to="none", save_strategy="no",
                                                 use_cpu=True, disable_tqdm=True)
@@ -131,16 +140,20 @@ def test_a_dataset_dict_trains_with_language_batches_in_a_real_trainer(tmp_path,
             return getattr(self.collate, name)
 
         def __call__(self, features):
-            received.append([feature["query"] for feature in features])
+            received.append([(feature["query"], feature["passage"]) for feature in features])
             return self.collate(features)
 
     trainer.data_collator = Recording(trainer.data_collator)
     trainer.train()
     assert len(received) >= 12 and len(factory.built) == 2  # the loader may fetch one batch ahead
-    for queries in received:
-        ids = {query.split(":")[1] for query in queries}
-        languages = {query.split(":")[2] for query in queries}
-        assert len(queries) == 4 and len(ids) == 4 and len(languages) == 1  # mono, distinct items
+    for pairs in received:
+        query, passage = ([text.split(":") for text in side] for side in zip(*pairs))
+        ids = {q[1] for q in query}
+        assert len(pairs) == 4 and len(ids) == 4 and [q[1] for q in query] == [p[1] for p in passage]
+        if strategy == "mono":  # one language, query and passage in it
+            assert len({q[2] for q in query} | {p[2] for p in passage}) == 1
+        else:
+            assert all(q[2] != p[2] for q, p in zip(query, passage))
         assert len({int(i) >= 1000 for i in ids}) == 1  # one sub-dataset per batch
 
 
@@ -169,12 +182,13 @@ def test_no_batch_or_pooled_batch_repeats_a_text_and_the_plan_stays_exact(strate
         batches = list(sampler.plan(epoch))
         assert len(batches) == len(sampler)
         for start in range(0, len(batches), world_size if pooled else 1):
-            rows = np.concatenate([b.rows for b in batches[start:start + (world_size if pooled else 1)]])
-            texts = np.concatenate([dataset[rows.tolist()]["query"], dataset[rows.tolist()]["passage"]])
+            pairs = np.concatenate([b.pairs for b in batches[start:start + (world_size if pooled else 1)]])
+            rows = dataset[[PairIndex(passage, query) for query, passage in pairs.tolist()]]  # read as trained on
+            texts = np.concatenate([rows["query"], rows["passage"]])
             assert len(set(texts)) == len(texts) == 2 * group
         again = LanguageBatchSampler(dataset, 5, table=table, strategy=strategy, world_size=world_size,
                                      pooled_ranks=pooled, seed=1)
-        assert all(np.array_equal(x.rows, y.rows) for x, y in zip(batches, again.plan(epoch)))
+        assert all(np.array_equal(x.pairs, y.pairs) for x, y in zip(batches, again.plan(epoch)))
 
 
 def test_too_few_groups_of_distinct_texts_for_a_batch_fail_up_front():
@@ -203,6 +217,6 @@ def test_real_lareqa_batches_never_repeat_a_text(name, shared, items, batch_size
         assert len(sampler) == items // batch_size
         for epoch in range(3):
             for batch in sampler.plan(epoch):
-                texts = np.concatenate([query[batch.rows], passage[batch.rows]])
+                texts = np.concatenate([query[batch.pairs[:, 0]], passage[batch.pairs[:, 1]]])
                 assert len(set(texts)) == 2 * batch_size
-                assert table.describe(batch.rows).id.is_unique
+                assert table.describe(batch.pairs).id.is_unique

@@ -163,7 +163,7 @@ def _planned(train_file: Path, pooled: bool, n_batches: int) -> list[list[tuple[
     sampler = LanguageBatchSampler(dataset, BATCH_SIZE, seed=SEED, table=table, strategy="hybrid",
                                    world_size=WORLD_SIZE, pooled_ranks=pooled)
     epochs = max(2, -(-n_batches // len(sampler)))
-    planned = [[(item, q, p) for _, item, q, p in table.describe(batch.rows).itertuples(index=False, name=None)]
+    planned = [[(item, q, p) for _, item, q, p in table.describe(batch.pairs).itertuples(index=False, name=None)]
                for epoch in range(epochs) for batch in sampler.plan(epoch)]
     assert planned[:len(sampler)] != planned[len(sampler):2 * len(sampler)], \
         "epochs 0 and 1 plan the same batches: the epoch-reseeding check would prove nothing"

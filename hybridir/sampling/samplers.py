@@ -21,8 +21,8 @@ dataset), hence this one. Rules it keeps, each tested in ``tests/test_sampling.p
   (T = 1: proportional to size, the abstract's "sampled based on dataset size"). A source with
   one language (or no item in two languages) only feeds mono batches, whatever the strategy.
 - No batch holds two pairs of one item, nor one text twice (a query, passage or negative equal to
-  another row's): its translations, or an answer sentence shared by two questions (7,400 of XQuAD-R's
-  13,090 rows share theirs), would be false negatives. A pass is read in order and a row that would
+  another pair's): its translations, or an answer sentence shared by two questions (7,400 of XQuAD-R's
+  13,090 slots share theirs), would be false negatives. A pass is read in order and a pair that would
   repeat a text in the batch is deferred, keeping its place at the front for the next batch, the way
   sentence-transformers' ``NoDuplicatesBatchSampler`` skips duplicates (it knows no languages). A
   pool whose items fall into fewer groups of shared texts than a batch is refused up front, since a
@@ -40,6 +40,11 @@ dataset), hence this one. Rules it keeps, each tested in ``tests/test_sampling.p
   of one step on N ranks form one pooled batch, so with ``pooled_ranks=True`` one choice
   (source, strategy, language) is made per group of N consecutive batches (rank r receives batch
   r of each group) and the group's items are all distinct.
+- Memory grows with slots, not language pairs: a mono pool is an array of its items (int32 below 2³¹), a
+  pass one in-place shuffle of its positions, or, for a pool above ``LARGE_POOL`` (4,194,304) elements, a keyed
+  Feistel permutation evaluated on the fly (the same rule in O(1) memory, with no shuffle at an epoch's start);
+  a batch's pairs are drawn as (query slot, passage slot) and read as texts only when the trainer reads the
+  batch (:class:`~hybridir.sampling.pairs.PairDataset`).
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from __future__ import annotations
 import itertools
 import math
 import warnings
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -59,7 +64,7 @@ from scipy.sparse.csgraph import connected_components
 from sentence_transformers.base.sampler import DefaultBatchSampler
 from torch.utils.data import SequentialSampler
 
-from hybridir.sampling.pairs import PairTable
+from hybridir.sampling.pairs import PairBatch, PairDataset, PairTable
 from hybridir.sampling.strategies import check_batch_size, check_cross_pairs, check_mono_draw, check_strategy
 
 if TYPE_CHECKING:
@@ -70,16 +75,18 @@ class PlannedBatch(NamedTuple):
     strategy: str  # "mono", "cross" or "mixed" (standard's X-X pairs in mixed languages)
     source: int  # code into PairTable.sources
     language: int | None  # the mono batch's language code; None otherwise
-    rows: np.ndarray  # dataset rows
+    pairs: np.ndarray  # (pairs, 2): each pair's query slot and passage slot
 
 
 class LanguageBatchSampler(DefaultBatchSampler):
     """Batches of one strategy each, composed from a :class:`PairTable` (see the module docstring).
 
     The first six arguments are the trainer's (``generator`` is ignored on purpose); the rest
-    are keyword-only. ``alpha`` is the probability of a mono batch and applies to ``"hybrid"``
-    only, as does ``mono_draw``. ``world_size`` is the number of ranks; ``pooled_ranks`` makes one choice per group of
-    ``world_size`` consecutive batches. Every batch is full, so ``drop_last`` has nothing to drop.
+    are keyword-only. ``dataset`` is the :class:`PairDataset` built with ``table``: a batch is a
+    :class:`PairBatch` (a sequence of :class:`PairIndex`), which that dataset resolves to texts.
+    ``alpha`` is the probability of a mono batch and applies to ``"hybrid"`` only, as does ``mono_draw``.
+    ``world_size`` is the number of ranks; ``pooled_ranks`` makes one choice per group of ``world_size``
+    consecutive batches. Every batch is full, so ``drop_last`` has nothing to drop.
     """
 
     def __init__(self, dataset: Dataset, batch_size: int, drop_last: bool = False,
@@ -94,17 +101,14 @@ class LanguageBatchSampler(DefaultBatchSampler):
         self.mono_draw = mono_draw
         if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
             raise ValueError(f"world_size must be an integer, at least 1, got {world_size!r}")
-        if len(dataset) != len(table):
-            raise ValueError(f"the dataset has {len(dataset)} rows but the pair table {len(table)}; build both "
-                             "with build_pair_dataset from the same sources")
+        _check_pair_dataset(dataset, table)
         super().__init__(dataset, batch_size=batch_size, drop_last=drop_last,
                          valid_label_columns=valid_label_columns, generator=generator, seed=seed)
         self.table, self.strategy, self.temperature, self.cross_pairs = table, strategy, temperature, cross_pairs
         self.world_size, self.group_size = world_size, world_size if pooled_ranks else 1
-        # A row's clash keys: its item (offset past the text codes) and its texts; a batch holds each key once.
-        keys = np.column_stack([table.item + int(table.text_codes.max(initial=-1)) + 1, table.text_codes])
-        self._row_keys = keys.tolist()
-        self._pools = [_SourcePools(table, code, keys) for code in range(len(table.sources))]
+        # A pair's clash keys: its item (offset past the text codes) and its texts; a batch holds each key once.
+        self._item_key_offset = 0 if table.text_codes is None else int(table.text_codes.max(initial=-1)) + 1
+        self._pools = [_SourcePools(table, code) for code in range(len(table.sources))]
         self._check_pool_sizes()
         sizes = np.array([pool.n_items for pool in self._pools], dtype=np.float64)
         log_weights = np.log(sizes) / temperature  # ∝ size^(1/T), in log space: a small T would overflow
@@ -115,32 +119,30 @@ class LanguageBatchSampler(DefaultBatchSampler):
         if self._length == 0:
             raise ValueError(f"{int(sizes.sum())} items cannot fill one step of {world_size} × {batch_size} pairs; "
                              "lower the batch size or add training data")
-        n_languages = len(table.languages)
-        self._keys = (table.item * n_languages + table.query_language) * n_languages + table.passage_language
 
     def __len__(self) -> int:
         return self._length
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[PairBatch]:
         for batch in self.plan(self.epoch):
-            yield batch.rows.tolist()
+            yield PairBatch(batch.pairs)
 
     def plan(self, epoch: int) -> Iterator[PlannedBatch]:
         """The batches of ``epoch``, with the choice behind each."""
         coin, choice, data = (np.random.default_rng(s) for s in np.random.SeedSequence([self.seed, epoch]).spawn(3))
         size = self.batch_size * self.group_size
         if self.strategy == "standard":
-            mixed_cycles = [_Cycle(pool.mono_all, data, self._row_keys) for pool in self._pools]
+            mixed_cycles = [_Cycle(pool.n_slots, data, self._clash_keys) for pool in self._pools]
             for _ in range(self._length // self.group_size):
                 source = int(choice.choice(len(self._pools), p=self.source_probabilities))
-                rows = mixed_cycles[source].take(size, _same_rows)
+                pairs = mixed_cycles[source].take(size, self._pools[source].slot_pairs)
                 for start in range(0, size, self.batch_size):
-                    yield PlannedBatch("mixed", source, None, rows[start:start + self.batch_size])
+                    yield PlannedBatch("mixed", source, None, pairs[start:start + self.batch_size])
             return
-        mono_cycles = [{lang: _Cycle(rows, data, self._row_keys) for lang, rows in pool.mono_rows.items()}
+        mono_cycles = [{lang: _Cycle(len(items), data, self._clash_keys) for lang, items in pool.mono_items.items()}
                        for pool in self._pools]
-        cross_cycles = [_Cycle(np.arange(len(pool.cross_items)), data, self._row_keys) if len(pool.cross_items)
-                        else None for pool in self._pools]
+        cross_cycles = [_Cycle(len(pool.cross_items), data, self._clash_keys) if len(pool.cross_items) else None
+                        for pool in self._pools]
         groups = self._length // self.group_size
         if self.mono_draw == "stratified":  # exactly round(α × groups) mono choices, in a random order
             tosses = coin.permutation(np.arange(groups) < round(self.alpha * groups))
@@ -152,13 +154,14 @@ class LanguageBatchSampler(DefaultBatchSampler):
             mono = toss or cross_cycles[source] is None
             if mono:
                 language = pool.languages[int(choice.integers(len(pool.languages)))]
-                rows = mono_cycles[source][language].take(size, _same_rows)
+                pairs = mono_cycles[source][language].take(
+                    size, lambda positions: pool.mono_pairs(language, positions))
                 strategy = "mono"
             else:
                 language, strategy = None, "cross"
-                rows = cross_cycles[source].take(size, lambda positions: self._cross_rows(pool, positions, data))
+                pairs = cross_cycles[source].take(size, lambda positions: self._cross_pairs(pool, positions, data))
             for start in range(0, size, self.batch_size):
-                yield PlannedBatch(strategy, source, language, rows[start:start + self.batch_size])
+                yield PlannedBatch(strategy, source, language, pairs[start:start + self.batch_size])
 
     def make_up(self, n_batches: int) -> dict:
         """What the first ``n_batches`` batches (epoch after epoch) are made of: strategies, sources,
@@ -174,64 +177,76 @@ class LanguageBatchSampler(DefaultBatchSampler):
                 if batch.strategy == "mono":
                     mono_languages[self.table.languages[batch.language]] += 1
                 else:
-                    query = languages[self.table.query_language[batch.rows]]
-                    passage = languages[self.table.passage_language[batch.rows]]
+                    query, passage = (languages[self.table.language[batch.pairs[:, side]]] for side in (0, 1))
                     pairs_used.update(f"{q}-{p}" for q, p in zip(query, passage))
             epoch += 1
         return {"batches": n_batches, "batches_per_epoch": self._length, "strategy": dict(strategies),
                 "source": dict(sources), "mono_language": dict(sorted(mono_languages.items())),
                 "cross_language_pairs": dict(pairs_used.most_common())}
 
-    def _cross_rows(self, pool: _SourcePools, positions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """One row per item: an ordered pair of two of its languages (uniformly, or balanced)."""
-        starts, counts = pool.language_start[positions], pool.language_count[positions]
+    def _clash_keys(self, pairs: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """(pairs, keys): each pair's item, its query's text and its passage's (and negative's) texts."""
+        items = items.astype(np.int64) + self._item_key_offset
+        codes = self.table.text_codes
+        if codes is None:
+            return items[:, None]
+        return np.column_stack([items, codes[pairs[:, 0], 0], codes[pairs[:, 1], 1:]])
+
+    def _cross_pairs(self, pool: _SourcePools, positions: np.ndarray,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """One pair per item: an ordered pair of two of its languages (uniformly, or balanced); and the items."""
+        items = pool.cross_items[positions]
+        starts = self.table.item_start[items]
+        counts = self.table.item_start[items + 1] - starts
         if self.cross_pairs == "balanced":
-            query, passage = _weighted_pair(pool, starts, counts, rng)
+            query, passage = _weighted_pair(self.table.language, pool.language_weight, starts, counts, rng)
         else:
             query = np.floor(rng.random(len(positions)) * counts).astype(np.int64)
             passage = np.floor(rng.random(len(positions)) * (counts - 1)).astype(np.int64)
             passage += passage >= query  # skip the query's own language
-        n_languages = len(self.table.languages)
-        keys = ((pool.cross_items[positions] * n_languages + pool.item_languages[starts + query]) * n_languages
-                + pool.item_languages[starts + passage])
-        return np.searchsorted(self._keys, keys)
+        return np.column_stack([starts + query, starts + passage]), items
 
     def _check_pool_sizes(self) -> None:
         needed = self.batch_size * self.group_size
         unit = f"batch_size {self.batch_size}" + (f" × {self.group_size} ranks" if self.group_size > 1 else "")
+        table = self.table
         if self.strategy == "standard":
-            for name, pool in zip(self.table.sources, self._pools):
-                if pool.mixed_groups < needed:
-                    raise ValueError(f"source {name!r} has {len(pool.mono_all)} same-language pairs in "
-                                     f"{pool.mixed_groups} groups of shared texts and items, fewer than {unit}: a "
-                                     "batch could not be filled with distinct items and texts; lower the batch size")
+            for name, pool in zip(table.sources, self._pools):
+                groups = pool.groups(pool.source_slots, pool.n_items, needed, by_item=True)
+                if groups < needed:
+                    raise ValueError(f"source {name!r} has {pool.n_slots} same-language pairs in {groups} groups of "
+                                     f"shared texts and items, fewer than {unit}: a batch could not be filled with "
+                                     "distinct items and texts; lower the batch size")
             return
         if self.alpha < 1 and not any(len(pool.cross_items) for pool in self._pools):
             raise ValueError(f"strategy {self.strategy!r} needs X-Y batches, but no training source has an item in "
                              "two languages; use strategy 'mono' or add multilingual data")
-        for name, pool in zip(self.table.sources, self._pools):
+        for name, pool in zip(table.sources, self._pools):
             multilingual = len(pool.cross_items) > 0
             if self.alpha > 0 or not multilingual:
-                for lang, rows in pool.mono_rows.items():
-                    if pool.mono_groups[lang] < needed:
+                for lang, items in pool.mono_items.items():
+                    groups = pool.groups(lambda lang=lang: pool.mono_slots(lang), len(items), needed, by_item=False)
+                    if groups < needed:
                         raise ValueError(
-                            f"language {self.table.languages[lang]!r} of source {name!r} has {len(rows)} items "
-                            f"in {pool.mono_groups[lang]} groups of shared texts, fewer than {unit}: a mono batch "
-                            "could not be filled with distinct items and texts; lower the batch size or leave "
-                            "that language out of the training data")
-            if self.alpha < 1 and multilingual and pool.cross_groups < needed:
-                raise ValueError(f"source {name!r} has {len(pool.cross_items)} items in two or more languages in "
-                                 f"{pool.cross_groups} groups of shared texts, fewer than {unit}: an X-Y batch "
-                                 "could not be filled with distinct items and texts; lower the batch size")
+                            f"language {table.languages[lang]!r} of source {name!r} has {len(items)} items in "
+                            f"{groups} groups of shared texts, fewer than {unit}: a mono batch could not be filled "
+                            "with distinct items and texts; lower the batch size or leave that language out of the "
+                            "training data")
+            if self.alpha < 1 and multilingual:
+                groups = pool.groups(pool.cross_slots, len(pool.cross_items), needed, by_item=True)
+                if groups < needed:
+                    raise ValueError(f"source {name!r} has {len(pool.cross_items)} items in two or more languages in "
+                                     f"{groups} groups of shared texts, fewer than {unit}: an X-Y batch could not be "
+                                     "filled with distinct items and texts; lower the batch size")
 
 
 class LanguageSamplerFactory:
     """A ``batch_sampler=`` factory for ``SentenceTransformerTrainingArguments``.
 
     The trainer calls it once per dataset it batches, training and evaluation alike, with nothing that
-    says which, so the factory recognises the datasets it was built from by their rows (the texts of
-    every row, in order, whatever object carries them: a copy, ``with_format``, ``flatten_indices``,
-    a reload from disk):
+    says which, so the factory recognises the datasets it was built from: a :class:`PairDataset` by the table
+    it was laid out with, its row order, columns and a sample of its rows (``with_format`` copies included); a
+    plain evaluation set by the texts of every row.
 
     - a training dataset (``train_dataset``; a ``DatasetDict`` with one :class:`PairTable` per
       sub-dataset, batched per sub-dataset and mixed by the trainer's multi-dataset sampler) gets a
@@ -240,15 +255,15 @@ class LanguageSamplerFactory:
       of ``eval_seed``, at every evaluation) when ``eval_table`` is given, else sentence-transformers'
       sequential batches, so validation losses compare across evaluations;
     - a dataset that shares rows with, or has the length of, a training dataset but is not it (changed
-      after the factory was built: ``.map``, ``.select``, ``.shuffle``, ``.filter``, ``train_test_split``)
-      is refused: its rows no longer line up with the table;
+      after the factory was built: ``.map``, ``.select``, ``.shuffle``, ``.filter``, ``train_test_split``; or a
+      plain ``Dataset`` copy, which reads slots, not pairs) is refused: its rows no longer line up with the table;
     - any other dataset gets sequential batches and a one-line warning, which counts the batches that
       then hold a text twice (false negatives in the eval loss).
 
     The world size is read when the trainer calls the factory, after accelerate has set up the process
-    group. An epoch is ``items // batch_size`` batches, not ``rows // batch_size``: a pair dataset has one
-    row per (item, query language, passage language), so ``num_train_epochs=1`` on MLQA-R's 15,747 rows
-    (1,148 items) is 35 steps of 32; set ``max_steps`` to say how long to train.
+    group. An epoch is ``items // batch_size`` batches, not ``len(dataset) // batch_size``: a pair dataset has
+    one row per (item, language) slot, so ``num_train_epochs=1`` on MLQA-R's 4,199 slots (1,148 items) is 35 steps
+    of 32; set ``max_steps`` to say how long to train.
     """
 
     def __init__(self, train_dataset: Dataset | DatasetDict, table: PairTable | Mapping[str, PairTable], *,
@@ -281,32 +296,32 @@ class LanguageSamplerFactory:
         if self.train_datasets is None:
             raise ValueError("this sampler factory was unpickled without its training data; build a new "
                              "LanguageSamplerFactory(dataset, table, ...)")
-        rows = _RowTexts(dataset)
         for known in self.train_datasets:
-            if known.rows == rows:
+            if known.is_carried_by(dataset):
                 sampler = LanguageBatchSampler(dataset, batch_size, drop_last, valid_label_columns, generator, seed,
                                                table=known.table, world_size=_world_size(), **self.options)
                 self.built.append(sampler)
                 return sampler
         for known in self.eval_datasets:
-            if known.rows == rows:
+            if known.is_carried_by(dataset):
                 if known.table is None:
                     return _sequential(dataset, batch_size, drop_last, valid_label_columns, seed)
                 return _FixedOrderSampler(dataset, batch_size, drop_last, valid_label_columns, None, self.eval_seed,
                                           table=known.table, world_size=_world_size(), **self.options)
         for known in self.train_datasets:
-            if known.rows.overlaps(rows):
+            if known.shares_rows_with(dataset):
                 raise ValueError(
-                    f"the trainer passed a dataset of {len(rows)} rows that is not the training dataset "
-                    f"{known.name} of {len(known.rows)} rows this factory was built from but shares its rows or "
-                    "length (changed after the factory was built?): build LanguageSamplerFactory from the dataset "
-                    "you pass as train_dataset, select or split the ParallelQA pairs by id before "
+                    f"the trainer passed a dataset of {len(dataset)} rows that is not the training dataset "
+                    f"{known.name} of {known.length} rows this factory was built from but shares its rows or "
+                    "length (changed after the factory was built, or a plain Dataset copy, which reads slots, not "
+                    "pairs?): pass the PairDataset that build_pair_dataset returned as train_dataset and build "
+                    "LanguageSamplerFactory from it, select or split the ParallelQA pairs by id before "
                     "build_pair_dataset, and name an evaluation set with eval_dataset=")
         repeats = _batches_with_repeats(dataset, batch_size)
-        warnings.warn(f"hybridir: a dataset of {len(rows)} rows that LanguageSamplerFactory was not built from gets "
-                      f"sequential batches, {repeats} of {math.ceil(len(rows) / batch_size)} holding a text twice; "
-                      "name it with eval_dataset= (and eval_table= to batch it like training), or build the factory "
-                      "from it if it is training data", stacklevel=2)
+        warnings.warn(f"hybridir: a dataset of {len(dataset)} rows that LanguageSamplerFactory was not built from "
+                      f"gets sequential batches, {repeats} of {math.ceil(len(dataset) / batch_size)} holding a text "
+                      "twice; name it with eval_dataset= (and eval_table= to batch it like training), or build the "
+                      "factory from it if it is training data", stacklevel=2)
         return _sequential(dataset, batch_size, drop_last, valid_label_columns, seed)
 
 
@@ -328,22 +343,55 @@ class _RowTexts:
         except TypeError:  # a column of lists or dicts: hash its text form
             self.hashes = pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy()
 
-    def __len__(self) -> int:
-        return len(self.hashes)
-
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, _RowTexts) and self.columns == other.columns
                 and np.array_equal(self.hashes, other.hashes))
 
     def overlaps(self, other: _RowTexts) -> bool:
-        return len(self) == len(other) or bool(np.isin(other.hashes, self.hashes).any())
+        return bool(np.isin(other.hashes, self.hashes).any())
 
 
+# Rows hashed to tell a changed copy of a training dataset from an unrelated one; past this a copy is told by its
+# length only (hashing mMARCO's slots would read every text of the corpus).
+_HASHED_ROWS = 2_000_000
+_SAMPLED_ROWS = 16
 
-class _KnownDataset(NamedTuple):
-    name: str
-    rows: _RowTexts
-    table: PairTable | None
+
+class _KnownDataset:
+    """A dataset the factory was built from, and how to tell whether a dataset the trainer passes is it."""
+
+    def __init__(self, name: str, dataset: Dataset, table: PairTable | None) -> None:
+        self.name, self.table, self.length = name, table, len(dataset)
+        self.columns = tuple(dataset.column_names)
+        self._dataset, self._rows = dataset, None
+        if table is not None:
+            _check_pair_dataset(dataset, table, name)
+            self._sample = np.unique(np.linspace(0, self.length - 1, _SAMPLED_ROWS).astype(np.int64))
+            self._sample_rows = _raw_rows(dataset, self._sample)
+
+    @property
+    def rows(self) -> _RowTexts:
+        if self._rows is None:
+            self._rows = _RowTexts(self._dataset)
+        return self._rows
+
+    def is_carried_by(self, dataset: Dataset) -> bool:
+        if self.table is None:
+            return _RowTexts(dataset) == self.rows
+        return (isinstance(dataset, PairDataset) and dataset.table_fingerprint == self.table.fingerprint
+                and dataset._indices is None and len(dataset) == self.length
+                and tuple(dataset.column_names) == self.columns and _raw_rows(dataset, self._sample) == self._sample_rows)
+
+    def shares_rows_with(self, dataset: Dataset) -> bool:
+        if len(dataset) == self.length or (self.table is not None and isinstance(dataset, PairDataset)
+                                           and dataset.table_fingerprint == self.table.fingerprint):
+            return True
+        return self.length <= _HASHED_ROWS and self.rows.overlaps(_RowTexts(dataset))
+
+
+def _raw_rows(dataset: Dataset, rows: np.ndarray) -> list[dict]:
+    """``rows`` of ``dataset``'s Arrow table as stored (no format, no transform); valid without an indices map."""
+    return dataset.data.table.take(rows).to_pylist()
 
 
 def _known_datasets(dataset: Dataset | DatasetDict, table: PairTable | Mapping[str, PairTable] | None,
@@ -361,13 +409,7 @@ def _known_datasets(dataset: Dataset | DatasetDict, table: PairTable | Mapping[s
         if isinstance(table, Mapping):
             raise ValueError(f"{table_argument} is a dict but {dataset_argument} is one Dataset; pass its PairTable")
         named = [(dataset_argument, dataset, table)]
-    known = []
-    for name, part, part_table in named:
-        if part_table is not None and len(part) != len(part_table):
-            raise ValueError(f"{name} has {len(part)} rows but its pair table {len(part_table)}; build both with "
-                             "build_pair_dataset from the same sources")
-        known.append(_KnownDataset(name, _RowTexts(part), part_table))
-    return known
+    return [_KnownDataset(name, part, part_table) for name, part, part_table in named]
 
 
 def _batches_with_repeats(dataset: Dataset, batch_size: int) -> int:
@@ -384,14 +426,14 @@ def _sequential(dataset: Dataset, batch_size: int, drop_last: bool, valid_label_
                                valid_label_columns=valid_label_columns, seed=seed)
 
 
-def _weighted_pair(pool: _SourcePools, starts: np.ndarray, counts: np.ndarray,
+def _weighted_pair(language: np.ndarray, weight: np.ndarray, starts: np.ndarray, counts: np.ndarray,
                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Per item, two distinct language slots drawn without replacement ∝ the languages' weights
     (Gumbel top-2: the largest and second largest of log weight + Gumbel noise)."""
     slots = np.arange(counts.max())
     valid = slots[None, :] < counts[:, None]
     index = np.where(valid, starts[:, None] + slots[None, :], 0)
-    keys = np.log(pool.language_weight[pool.item_languages[index]]) + rng.gumbel(size=index.shape)
+    keys = np.log(weight[language[index]]) + rng.gumbel(size=index.shape)
     order = np.argsort(-np.where(valid, keys, -np.inf), axis=1, kind="stable")
     return order[:, 0], order[:, 1]
 
@@ -402,39 +444,103 @@ def _world_size() -> int:
     return 1
 
 
-class _SourcePools:
-    """One source's mono pools (rows per language) and X-Y pool (items in two or more languages), and how
-    many groups of shared texts each falls into (a batch can always take one element of every group)."""
+def _check_pair_dataset(dataset: Dataset, table: PairTable, name: str = "the dataset") -> None:
+    """A sampler's batches are PairIndex sequences: only the PairDataset laid out with ``table`` reads them."""
+    if not isinstance(dataset, PairDataset):
+        raise ValueError(f"{name} is a {type(dataset).__name__}, but language batches need a PairDataset, which "
+                         "composes pairs from its slots when read: pass the dataset build_pair_dataset returned")
+    if len(dataset) != len(table) or dataset.table_fingerprint != table.fingerprint:
+        raise ValueError(f"{name} has {len(dataset)} rows but was not laid out with its pair table ({len(table)} "
+                         "slots); pass the dataset and table of one build_pair_dataset call")
 
-    def __init__(self, table: PairTable, code: int, keys: np.ndarray) -> None:
-        mono = np.flatnonzero((table.source == code) & table.is_mono)  # sorted by (item, language)
-        items, languages = table.item[mono], table.query_language[mono]
-        self.n_items = len(np.unique(items))
-        self.languages = [int(lang) for lang in np.unique(languages)]
-        self.mono_rows = {lang: mono[languages == lang] for lang in self.languages}
-        self.mono_groups = {lang: _groups(rows, keys[rows]) for lang, rows in self.mono_rows.items()}
-        # standard's pool: every same-language pair; a batch holds an item once, so no translation is a negative
-        self.mono_all = mono
-        self.mixed_groups = _groups(items, keys[mono])
-        unique_items, starts, counts = np.unique(items, return_index=True, return_counts=True)
-        multilingual = counts >= 2
-        self.cross_items = unique_items[multilingual]
-        self.language_start, self.language_count = starts[multilingual], counts[multilingual]
-        self.item_languages = languages  # item k's languages: item_languages[start_k : start_k + count_k]
-        # An X-Y row's texts are its item's mono texts in two languages: items sharing none never clash.
-        in_cross = np.isin(items, self.cross_items)
-        self.cross_groups = _groups(items[in_cross], keys[mono[in_cross]]) if in_cross.any() else 0
-        # "balanced" X-Y pairs weigh a language by 1 / (multilingual items having it)
-        have = np.bincount(languages[in_cross], minlength=len(table.languages))
+
+def _slot_index(n: int) -> np.dtype:
+    """The smallest integer type that numbers ``n`` slots: a pool of mMARCO's size halves in int32."""
+    return np.dtype(np.int32) if n < np.iinfo(np.int32).max else np.dtype(np.int64)
+
+
+class _SourcePools:
+    """One source's pools: its slots (standard), its slots per language (mono), its items in two or more
+    languages (X-Y); and how many groups of shared texts a pool falls into (a batch can always take one element
+    of every group)."""
+
+    def __init__(self, table: PairTable, code: int) -> None:
+        self.table = table
+        first_item, end_item = table.source_start[code], table.source_start[code + 1]
+        self.first_slot, end_slot = int(table.item_start[first_item]), int(table.item_start[end_item])
+        self.n_items, self.n_slots = int(end_item - first_item), end_slot - self.first_slot
+        languages = table.language[self.first_slot:end_slot]
+        slots_per_language = _counts(languages, len(table.languages))
+        self.languages = [int(lang) for lang in np.flatnonzero(slots_per_language)]
+        # items per language, in item order (a pool's element is its item: its slot is found in the item's short
+        # language run, cheaper than searching the slot's item); standard's pool is every slot
+        self.mono_items = {lang: table.item_of(_shifted(np.flatnonzero(languages == lang), self.first_slot)
+                                               ).astype(_slot_index(end_item)) for lang in self.languages}
+        self.max_languages = int(np.diff(table.item_start[first_item:end_item + 1]).max())
+        counts = np.diff(table.item_start[first_item:end_item + 1])
+        self.cross_items = (np.flatnonzero(counts >= 2) + first_item).astype(_slot_index(end_item))
+        # "balanced" X-Y pairs weigh a language by 1 / (multilingual items having it): every slot's language but
+        # those of the items in one language
+        single = table.item_start[first_item:end_item][counts == 1]
+        have = slots_per_language - _counts(table.language[single], len(table.languages))
         self.language_weight = 1.0 / np.maximum(have, 1)
 
+    def source_slots(self) -> np.ndarray:
+        return np.arange(self.first_slot, self.first_slot + self.n_slots)
 
-def _groups(elements: np.ndarray, keys: np.ndarray) -> int:
-    """The connected components of ``elements`` linked by shared keys (row i of ``keys`` is element i's).
+    def cross_slots(self) -> np.ndarray:
+        """The slots of the items in two or more languages, in order."""
+        starts = self.table.item_start[self.cross_items]
+        counts = self.table.item_start[self.cross_items + 1] - starts
+        offsets = np.cumsum(counts) - counts  # where each item's run begins in the result
+        return np.repeat(starts - offsets, counts) + np.arange(counts.sum())
 
-    A greedy scan over every element leaves each component with at least one taken element (one not
-    taken clashes with a taken one, hence shares its component), so a full pass fills any batch of at
-    most this many."""
+    def slot_pairs(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Standard's draw: the X-X pair of each slot of the source, and the slots' items."""
+        slots = positions + self.first_slot
+        return _same_slot(slots), self.table.item_of(slots)
+
+    def mono_pairs(self, language: int, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A mono draw: the X-X pair in ``language`` of the items at ``positions`` of its pool, and the items."""
+        items = self.mono_items[language][positions]
+        return _same_slot(self.slot_of(items, language)), items
+
+    def mono_slots(self, language: int) -> np.ndarray:
+        return self.slot_of(self.mono_items[language], language)
+
+    def slot_of(self, items: np.ndarray, language: int) -> np.ndarray:
+        """The slot of each item in ``language`` (which each has), found in the item's run of slots."""
+        starts = self.table.item_start[items]
+        width = np.arange(self.max_languages)
+        inside = width[None, :] < (self.table.item_start[items + 1] - starts)[:, None]
+        window = np.where(inside, starts[:, None] + width[None, :], 0)
+        return starts + np.argmax(inside & (self.table.language[window] == language), axis=1)
+
+    def groups(self, pool_slots: Callable[[], np.ndarray], n_elements: int, needed: int, by_item: bool) -> int:
+        """The connected components of a pool's ``n_elements`` elements (its slots, or with ``by_item`` their
+        items) linked by shared texts, or a lower bound on them when that bound already reaches ``needed``.
+
+        A greedy scan over every element leaves each component with at least one taken element (one not taken
+        clashes with a taken one, hence shares its component), so a full pass fills any batch of at most this
+        many. Without text codes no two elements share a text, and the pool's slots are never listed."""
+        codes = self.table.text_codes
+        if codes is None or n_elements < needed:
+            return n_elements
+        slots = pool_slots()
+        items = self.table.item_of(slots)
+        keys = codes[slots].astype(np.int64)
+        if by_item:  # an item's own slots sharing a text link nothing new: count each (item, text) once
+            span = int(codes.max()) + 1
+            keys = np.unique(np.repeat(items, keys.shape[1]) * span + keys.ravel()) % span
+        shared = np.bincount(keys.ravel())
+        merges = int(np.maximum(shared - 1, 0).sum())  # each repeat of a key joins at most two components
+        if n_elements - merges >= needed:
+            return n_elements - merges
+        return _components(items if by_item else np.arange(len(slots)), codes[slots])
+
+
+def _components(elements: np.ndarray, keys: np.ndarray) -> int:
+    """The connected components of ``elements`` linked by shared keys (row i of ``keys`` is element i's)."""
     element_codes, element_index = np.unique(elements, return_inverse=True)
     key_codes, key_index = np.unique(keys.ravel(), return_inverse=True)
     n = len(element_codes) + len(key_codes)
@@ -444,41 +550,126 @@ def _groups(elements: np.ndarray, keys: np.ndarray) -> int:
     return len(np.unique(labels[:len(element_codes)]))
 
 
-def _same_rows(rows: np.ndarray) -> np.ndarray:
-    return rows
+def _counts(codes: np.ndarray, n: int) -> np.ndarray:
+    """np.bincount of uint8 codes a block at a time: bincount casts its input to int64, 2.2 GB for mMARCO's slots."""
+    block = 1 << 24
+    return sum((np.bincount(codes[start:start + block], minlength=n) for start in range(0, len(codes), block)),
+               np.zeros(n, dtype=np.int64))
+
+
+def _shifted(positions: np.ndarray, offset: int) -> np.ndarray:
+    positions += offset  # in place: a pool of mMARCO's size is 320 MB as int64
+    return positions
+
+
+def _same_slot(slots: np.ndarray) -> np.ndarray:
+    return np.column_stack([slots, slots]).astype(np.int64)
+
+
+# A pass over a pool larger than this is a keyed Feistel permutation computed on the fly, not a stored shuffle: the
+# same rule (each element once per pass, in a random order) in O(1) memory and with no shuffle at an epoch's start
+# (shuffling mMARCO's eight 40M-element pools took 20 s and 1.3 GB). LAReQA's pools, far smaller, keep the shuffle.
+LARGE_POOL = 1 << 22
+_FEISTEL_ROUNDS = 6
+_FEISTEL_CHUNK = 1 << 16
 
 
 class _Cycle:
-    """Shuffled passes over a pool, read in order, each element once per pass; a new pass when one is used up.
+    """Shuffled passes over a pool's positions ``0..size-1``, read in order, each once per pass; a new pass when
+    one is used up.
 
-    ``take`` fills a draw greedily: an element whose row would repeat a key of the draw (an item, a text) is
-    deferred and keeps its place at the front of the queue, so it is used before the rest of its pass.
+    ``take`` fills a draw greedily: a position whose pair would repeat a key of the draw (an item, a text) is
+    deferred and keeps its place at the front of the queue, so it is used before the rest of its pass. The queue
+    is the deferred positions, then the pass from ``cursor`` on.
     """
 
-    def __init__(self, elements: np.ndarray, rng: np.random.Generator, row_keys: list[list[int]]) -> None:
-        self.elements, self.rng, self.row_keys = elements, rng, row_keys
-        self.queue = deque(rng.permutation(elements).tolist())
+    def __init__(self, size: int, rng: np.random.Generator,
+                 clash_keys: Callable[[np.ndarray, np.ndarray], np.ndarray]):
+        self.size, self.rng, self.clash_keys = size, rng, clash_keys
+        self.cursor, self.front = 0, []
+        self._new_pass()
 
-    def take(self, n: int, rows_of: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-        """The rows of ``n`` elements whose keys are all distinct; ``rows_of`` maps elements to rows (it
-        draws an X-Y row's languages)."""
-        taken: list[int] = []
+    def _new_pass(self) -> None:
+        self.cursor = 0
+        if self.size > LARGE_POOL:
+            self.order, self.keys = None, self.rng.integers(0, 1 << 63, size=_FEISTEL_ROUNDS, dtype=np.uint64)
+            self.computed_from, self.computed = 0, np.empty(0, dtype=np.int64)
+        else:  # = rng.permutation(size), whose swaps do not depend on the dtype, without its int64 copy
+            self.order = np.arange(self.size, dtype=_slot_index(self.size))
+            self.rng.shuffle(self.order)
+
+    def _pass_positions(self, start: int, stop: int) -> np.ndarray:
+        if self.order is not None:
+            return self.order[start:stop]
+        end = self.computed_from + len(self.computed)
+        if not self.computed_from <= start <= stop <= end:  # evaluated a chunk at a time: numpy pays per call
+            end = min(self.size, max(stop, start + _FEISTEL_CHUNK))
+            self.computed_from = start
+            self.computed = _feistel(np.arange(start, end, dtype=np.uint64), self.size, self.keys)
+        return self.computed[start - self.computed_from:stop - self.computed_from]
+
+    def take(self, n: int, pairs_of: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        """``n`` pairs whose keys are all distinct; ``pairs_of`` maps positions to (query slot, passage slot)
+        pairs and their items (it draws an X-Y pair's languages)."""
+        taken: list[list[int]] = []
         used: set[int] = set()
         deferred: list[int] = []
         new_pass = False
         while len(taken) < n:
-            if not self.queue:
+            if not self.front and self.cursor == self.size:
                 if new_pass:  # the pool checks make this unreachable: a whole pass fills a batch
-                    raise RuntimeError(f"a whole pass filled only {len(taken)} of {n} rows with distinct texts")
-                self.queue.extend(self.rng.permutation(self.elements).tolist())
+                    raise RuntimeError(f"a whole pass filled only {len(taken)} of {n} pairs with distinct texts")
+                self._new_pass()
                 new_pass = True
-            block = np.array([self.queue.popleft() for _ in range(min(n - len(taken), len(self.queue)))])
-            for element, row in zip(block.tolist(), rows_of(block).tolist()):
-                keys = self.row_keys[row]
-                if used.isdisjoint(keys):
-                    taken.append(row)
-                    used.update(keys)
+            block = self._pop(n - len(taken))
+            pairs, items = pairs_of(block)
+            keys = self.clash_keys(pairs, items)
+            flat = keys.ravel().tolist()
+            if len(set(flat)) == len(flat) and used.isdisjoint(flat):  # nothing clashes: the greedy scan takes all
+                taken.extend(pairs.tolist())
+                used.update(flat)
+                continue
+            for position, pair, row_keys in zip(block.tolist(), pairs.tolist(), keys.tolist()):
+                if used.isdisjoint(row_keys):
+                    taken.append(pair)
+                    used.update(row_keys)
                 else:
-                    deferred.append(element)
-        self.queue.extendleft(reversed(deferred))
-        return np.array(taken, dtype=np.int64)
+                    deferred.append(position)
+        self.front[:0] = deferred
+        return np.array(taken, dtype=np.int64).reshape(-1, 2)
+
+    def _pop(self, wanted: int) -> np.ndarray:
+        """Up to ``wanted`` positions from the front of the queue."""
+        from_front = self.front[:wanted]
+        del self.front[:wanted]
+        rest = min(wanted - len(from_front), self.size - self.cursor)
+        block = self._pass_positions(self.cursor, self.cursor + rest)
+        self.cursor += rest
+        return np.concatenate([np.asarray(from_front, dtype=np.int64), block.astype(np.int64)])
+
+
+def _feistel(values: np.ndarray, size: int, keys: np.ndarray) -> np.ndarray:
+    """A keyed pseudo-random permutation of ``0..size-1`` evaluated at ``values``: a balanced Feistel network on the
+    smallest even number of bits that covers ``size``, walking the cycle until the result falls below ``size``
+    (a bijection on the larger domain restricted this way stays one on ``0..size-1``)."""
+    half = max(1, (int(size - 1).bit_length() + 1) // 2)
+    mask = np.uint64((1 << half) - 1)
+    shift = np.uint64(half)
+    result = values.copy()
+    pending = np.ones(len(values), dtype=bool)
+    while pending.any():
+        x = result[pending]
+        left, right = x >> shift, x & mask
+        for key in keys:
+            left, right = right, left ^ (_mix(right ^ key) & mask)
+        result[pending] = (left << shift) | right
+        pending[pending] = result[pending] >= size
+    return result.astype(np.int64)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a bijective scramble of 64-bit words (the Feistel round function)."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))

@@ -92,7 +92,7 @@ def train(config: TrainingConfig, output: Path, resume: bool = False, show_progr
         "data": {
             "sources": [{"name": s.name, "checksum": s.checksum, "items": int(s.pairs["id"].nunique()),
                          "languages": list(s.languages)} for s in sources],
-            "pair_rows": len(table),
+            "slots": len(table),
             "validation": None if validation is None else {"pairs": len(validation[0]), "checksum": validation[1]},
         },
         # Every rank trains one batch a step, so the run has used steps × world size of the sampler's batches.
