@@ -250,7 +250,7 @@ def build_pair_dataset(sources: Sequence[ParallelQA]) -> tuple[PairDataset, Pair
     languages = tuple(sorted({lang for source in sources for lang in source.pairs["language"].unique()}))
     if len(languages) > np.iinfo(np.uint8).max:
         raise ValueError(f"the training sources have {len(languages)} languages; at most 255 are supported")
-    frames = [_slots(source, languages) for source in sources]
+    frames, ids = zip(*(_slots(source, languages) for source in sources))
     item_counts = [np.bincount(frame["item"]) for frame in frames]  # slots per item, item by item
     slots = pd.concat(frames, ignore_index=True)
     columns = ["query", "passage"] + (["negative"] if sources[0].has_negatives else [])
@@ -261,20 +261,21 @@ def build_pair_dataset(sources: Sequence[ParallelQA]) -> tuple[PairDataset, Pair
         language=slots["language"].to_numpy(np.uint8),
         source_start=np.concatenate([[0], np.cumsum([len(counts) for counts in item_counts])]).astype(np.int64),
         sources=tuple(names), languages=languages,
-        item_ids=np.concatenate([np.asarray(sorted(source.pairs["id"].unique()), dtype=object) for source in sources]),
+        item_ids=np.concatenate([np.asarray(source_ids, dtype=object) for source_ids in ids]),
         text_codes=codes.astype(code_type).reshape(len(slots), len(columns)))
     return PairDataset.of(Dataset.from_pandas(slots[columns], preserve_index=False), table), table
 
 
-def _slots(source: ParallelQA, languages: tuple[str, ...]) -> pd.DataFrame:
+def _slots(source: ParallelQA, languages: tuple[str, ...]) -> tuple[pd.DataFrame, list]:
     """One source's slots sorted by (item, language): its item number (0-based within the source), language code
-    and texts."""
+    and texts; and its ids in item-number order."""
     pairs = source.pairs
-    item_code = {item_id: i for i, item_id in enumerate(sorted(pairs["id"].unique()))}
+    ids = sorted(pairs["id"].unique())
+    item_code = {item_id: i for i, item_id in enumerate(ids)}
     language_code = {lang: i for i, lang in enumerate(languages)}
     frame = pd.DataFrame({"item": pairs["id"].map(item_code).to_numpy(np.int64),
                           "language": pairs["language"].map(language_code).to_numpy(np.int64),
                           "query": pairs["query"].to_numpy(), "passage": pairs["positive"].to_numpy()})
     if source.has_negatives:
         frame["negative"] = pairs["negative"].to_numpy()
-    return frame.sort_values(["item", "language"], kind="stable", ignore_index=True)
+    return frame.sort_values(["item", "language"], kind="stable", ignore_index=True), ids

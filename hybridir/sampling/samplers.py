@@ -460,7 +460,7 @@ def _slot_index(n: int) -> np.dtype:
 
 
 class _SourcePools:
-    """One source's pools: its slots (standard), its slots per language (mono), its items in two or more
+    """One source's pools: its slots (standard), its items per language (mono), its items in two or more
     languages (X-Y); and how many groups of shared texts a pool falls into (a batch can always take one element
     of every group)."""
 
@@ -476,8 +476,8 @@ class _SourcePools:
         # language run, cheaper than searching the slot's item); standard's pool is every slot
         self.mono_items = {lang: table.item_of(_shifted(np.flatnonzero(languages == lang), self.first_slot)
                                                ).astype(_slot_index(end_item)) for lang in self.languages}
-        self.max_languages = int(np.diff(table.item_start[first_item:end_item + 1]).max())
-        counts = np.diff(table.item_start[first_item:end_item + 1])
+        counts = np.diff(table.item_start[first_item:end_item + 1])  # each item's number of languages
+        self.max_languages = int(counts.max())
         self.cross_items = (np.flatnonzero(counts >= 2) + first_item).astype(_slot_index(end_item))
         # "balanced" X-Y pairs weigh a language by 1 / (multilingual items having it): every slot's language but
         # those of the items in one language
@@ -527,16 +527,16 @@ class _SourcePools:
         if codes is None or n_elements < needed:
             return n_elements
         slots = pool_slots()
-        items = self.table.item_of(slots)
         keys = codes[slots].astype(np.int64)
+        elements = self.table.item_of(slots) if by_item else np.arange(len(slots))
         if by_item:  # an item's own slots sharing a text link nothing new: count each (item, text) once
             span = int(codes.max()) + 1
-            keys = np.unique(np.repeat(items, keys.shape[1]) * span + keys.ravel()) % span
+            keys = np.unique(np.repeat(elements, keys.shape[1]) * span + keys.ravel()) % span
         shared = np.bincount(keys.ravel())
         merges = int(np.maximum(shared - 1, 0).sum())  # each repeat of a key joins at most two components
         if n_elements - merges >= needed:
             return n_elements - merges
-        return _components(items if by_item else np.arange(len(slots)), codes[slots])
+        return _components(elements, codes[slots])
 
 
 def _components(elements: np.ndarray, keys: np.ndarray) -> int:
@@ -586,7 +586,7 @@ class _Cycle:
     def __init__(self, size: int, rng: np.random.Generator,
                  clash_keys: Callable[[np.ndarray, np.ndarray], np.ndarray]):
         self.size, self.rng, self.clash_keys = size, rng, clash_keys
-        self.cursor, self.front = 0, []
+        self.front: list[int] = []
         self._new_pass()
 
     def _new_pass(self) -> None:
