@@ -62,13 +62,14 @@ def embed_lareqa(model: ModelSpec, data: LAReQA, candidate_text: str = "sentence
 def evaluate_lareqa(data: LAReQA, question_vectors: np.ndarray, candidate_vectors: np.ndarray,
                     settings: Iterable[str] = SETTINGS, query_languages: Sequence[str] | None = None) -> pd.DataFrame:
     """Tidy table: one row per (setting, query language, candidate language, metric)."""
-    return lareqa_results(data, question_vectors, candidate_vectors, settings, query_languages)[0]
+    return lareqa_results(data, question_vectors, candidate_vectors, settings, query_languages, per_query=False)[0]
 
 
 def lareqa_results(data: LAReQA, question_vectors: np.ndarray, candidate_vectors: np.ndarray,
-                   settings: Iterable[str] = SETTINGS,
-                   query_languages: Sequence[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(tidy, per-query) from one pass over the score matrices.
+                   settings: Iterable[str] = SETTINGS, query_languages: Sequence[str] | None = None,
+                   per_query: bool = True) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """(tidy, per-query) from one pass over the score matrices; per-query None without ``per_query`` (PEER and
+    the top language, its columns alone, then cost nothing).
 
     The per-query table has one row per (setting, query language, candidate language, question id)
     with that query's metrics: Cr. has a row per target language where the query has an answer, so
@@ -87,7 +88,7 @@ def lareqa_results(data: LAReQA, question_vectors: np.ndarray, candidate_vectors
     question_language = data.questions.language.to_numpy()
     candidate_language = data.candidates.language.to_numpy()
     rows: list[dict] = []
-    per_query: list[pd.DataFrame] = []
+    frames: list[pd.DataFrame] = []
     for x in query_languages:
         question_rows = np.flatnonzero(question_language == x)
         qids = data.questions.qid.to_numpy()[question_rows]
@@ -102,23 +103,25 @@ def lareqa_results(data: LAReQA, question_vectors: np.ndarray, candidate_vectors
             blocks.append(("multi", "all", np.ones(len(candidate_language), bool)))
         for setting, y, columns in blocks:
             values = ranking_metrics(scores[:, columns], relevance[:, columns], ks=(1, 10))
-            if setting == "multi":
-                values["peer"] = peer(scores, relevance, candidate_language)
             answerable = ~np.isnan(values["average_precision"])
             metrics = {metric: values["average_precision" if metric == "map" else metric]
                        for metric in SETTING_METRICS[setting]}
-            per_query_metrics = metrics | ({"peer": values["peer"]} if setting == "multi" else {})
             for metric, value in metrics.items():
                 kept = value[answerable]
                 rows.append({"dataset": data.name, "setting": setting, "query_language": x,
                              "candidate_language": y, "metric": metric,
                              "value": float(kept.mean()) if len(kept) else np.nan,
                              "n_queries": int(answerable.sum()), "n_skipped": int((~answerable).sum())})
-            frame = pd.DataFrame({"qid": qids, **per_query_metrics})[answerable]
+            if not per_query:
+                continue
+            frame = pd.DataFrame({"qid": qids, **metrics})
             if setting == "multi":
-                frame["top_language"] = _top_relevant_language(scores, relevance, candidate_language)[answerable]
-            per_query.append(frame.assign(setting=setting, query_language=x, candidate_language=y))
-    table = pd.concat(per_query, ignore_index=True)
+                frame["peer"] = peer(scores, relevance, candidate_language)
+                frame["top_language"] = _top_relevant_language(scores, relevance, candidate_language)
+            frames.append(frame[answerable].assign(setting=setting, query_language=x, candidate_language=y))
+    if not per_query:
+        return pd.DataFrame(rows, columns=TIDY_COLUMNS), None
+    table = pd.concat(frames, ignore_index=True)
     leading = ["setting", "query_language", "candidate_language", "qid"]
     table = table[leading + [c for c in PER_QUERY_COLUMNS if c in table.columns]]
     return pd.DataFrame(rows, columns=TIDY_COLUMNS), table

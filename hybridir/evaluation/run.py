@@ -130,7 +130,8 @@ def _lareqa(config: EvaluationConfig, model, output: Path):
     if config.max_question_ids is not None:
         data = subset_lareqa(data, config.max_question_ids, seed=config.subset_seed)
     questions, candidates = embed_lareqa(model, data, config.candidate_text, config.batch_size)
-    tidy, per_query = lareqa_results(data, questions, candidates, config.settings, config.languages)
+    tidy, per_query = lareqa_results(data, questions, candidates, config.settings, config.languages,
+                                     per_query=config.per_query)
     if config.trec_runs:
         for language in config.languages or data.languages:
             write_trec_run(output / "runs" / f"multi-{language}.trec", data, questions, candidates, language)
