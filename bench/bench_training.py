@@ -66,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
 
     dataset, table = build_pair_dataset([lareqa_parallel("mlqa-r")])
-    print(f"MLQA-R pair dataset: {len(dataset)} rows; batch {BATCH}, max length {MAX_LENGTH}, frozen word embeddings")
+    print(f"MLQA-R pair dataset: {len(dataset)} slots; batch {BATCH}, max length {MAX_LENGTH}, frozen word embeddings")
     print(f"hardware: {hardware()}\nversions: {versions()}\n")
     per_batch = sampler_seconds_per_batch(dataset, table, args.sampler_epochs)
 
