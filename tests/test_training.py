@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -289,3 +290,55 @@ def test_cli_train_errors_are_one_line(tmp_path, capsys):
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and "alpha applies to the hybrid strategy only" in error
     assert not (tmp_path / "x").exists()
+
+
+def mmarco_copy(root: Path, n_queries: int, languages=("german", "english")) -> Path:
+    """A tiny mMARCO in the hub's layout: triples of ids (two per query, the second never used) and each
+    language's queries and collection."""
+    data = root / "data"
+    (data / "google" / "queries" / "train").mkdir(parents=True)
+    (data / "google" / "collections").mkdir(parents=True)
+    triples = [(str(q), str(1000 + q), str(2000 + q + k)) for q in range(n_queries) for k in (0, 1)]
+    (data / "triples.train.ids.small.tsv").write_text("".join("\t".join(t) + "\n" for t in triples))
+    for name in languages:
+        (data / "google" / "queries" / "train" / f"{name}_queries.train.tsv").write_text(
+            "".join(f"{q}\t{name} question {q}\n" for q in range(n_queries)))
+        pids = sorted({int(pid) for t in triples for pid in t[1:]})
+        (data / "google" / "collections" / f"{name}_collection.tsv").write_text(
+            "".join(f"{pid}\t{name} passage {pid}\n" for pid in pids))
+    return root
+
+
+def test_mmarco_trains_from_a_local_copy_in_the_hub_layout(tmp_path, tiny_train_file, tiny_xlmr_folder, capsys):
+    """``--train mmarco:de,en`` reads mMARCO's files (here a local folder in the hub's layout), with its hard
+    negatives, mixed by size with a user's JSONL; a language mMARCO lacks is a one-line error."""
+    source = mmarco_copy(tmp_path / "mmarco", n_queries=24)
+    base = ["train", "--model", str(tiny_xlmr_folder), "--mmarco-source", str(source), "--max-length", "16",
+            "--batch-size", "4", "--validation", "none", "--patience", "none"]
+    assert main([*base, "--train", "mmarco:de,xx", "--output", str(tmp_path / "bad")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "give distinct mMARCO languages after the colon" in error
+    assert main([*base, "--train", "mmarco:de,en", "--max-steps", "3", "--strategy", "cross",
+                 "--output", str(tmp_path / "run")]) == 0
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["batches"]["source"] == {"mmarco": 3} and record["steps"] == 3
+    assert set(record["batches"]["cross_language_pairs"]) <= {"de-en", "en-de"}
+    assert record["config"]["train"] == ["mmarco:de,en"] and record["config"]["mmarco_source"] == str(source)
+    # 24 mMARCO items (one triple per query) beside the JSONL's 40: mMARCO takes 24/64 of batches by size
+    mixed = TrainingConfig(train=["mmarco:de,en", str(tiny_train_file)], mmarco_source=str(source))
+    from hybridir.training.data import load_training_sources
+    from hybridir.sampling.pairs import build_pair_dataset
+    from hybridir.sampling.samplers import LanguageBatchSampler
+
+    with pytest.warns(UserWarning, match="training without the hard negatives of mmarco: the other sources"):
+        sources = load_training_sources(mixed)
+    assert [s.name for s in sources] == ["mmarco", "tiny"] and not sources[0].has_negatives
+    dataset, table = build_pair_dataset(sources)
+    assert table.sources == ("mmarco", "tiny") and table.n_items == 64
+    sampler = LanguageBatchSampler(dataset, 4, table=table, strategy="hybrid", seed=0)
+    assert 0 < sampler.make_up(64)["source"]["mmarco"] < 64
+    dataset, table = build_pair_dataset(load_training_sources(replace(mixed, train=["mmarco:de,en"])))
+    assert table.n_items == 24 and table.languages == ("de", "en")
+    sampler = LanguageBatchSampler(dataset, 4, table=table, strategy="mono", seed=0)
+    batch = dataset.__getitems__(next(iter(sampler)))
+    assert all(row["negative"].split()[0] == row["passage"].split()[0] for row in batch)  # negative in its language

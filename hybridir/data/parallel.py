@@ -249,7 +249,8 @@ def _sentence_spans(context: str) -> list[tuple[int, int]]:
 # --- mMARCO -----------------------------------------------------------------------------------------------
 
 
-def load_mmarco(languages: Sequence[str], max_queries: int, source: str = "unicamp-dl/mmarco") -> ParallelQA:
+def load_mmarco(languages: Sequence[str], max_queries: int | None = None,
+                source: str = "unicamp-dl/mmarco") -> ParallelQA:
     """mMARCO (Bonifacio et al., 2021) training triples, translated into ``languages`` (ISO 639-1 codes).
 
     Reads the hub dataset's files (``source`` is a hub id, read through ``hf://datasets/…``) or a
@@ -259,8 +260,10 @@ def load_mmarco(languages: Sequence[str], max_queries: int, source: str = "unica
     the English language name (``german``). Translations share ids, so rows align across
     languages; the id of an item is the 1-based line number of its triple.
 
-    Keeps the first triple of each of the first ``max_queries`` distinct queries (fewer if the file
-    has fewer), so no two items share a query. Each language's collection is scanned until every
+    Keeps the first triple of each of the first ``max_queries`` distinct queries (all if None; fewer if the
+    file has fewer), so no two items share a query: the paper counts mMARCO in triples (39.8M, about 80 per
+    query that differ in their negative only), but two triples of one query could never share a batch (their
+    query is the same text), and weighing sources by triples would make nearly every batch an mMARCO one. Each language's collection is scanned until every
     needed passage is found: from the hub that streams most of a ~3 GB file per language, so for
     repeated use download the files once and pass the folder.
     """
@@ -272,8 +275,8 @@ def load_mmarco(languages: Sequence[str], max_queries: int, source: str = "unica
                          f"{', '.join(MMARCO_LANGUAGES)}")
     if not languages or len(set(languages)) != len(languages):
         raise ValueError(f"languages must be non-empty and without repeats, got {list(languages)}")
-    if max_queries < 1:
-        raise ValueError(f"max_queries must be at least 1, got {max_queries}")
+    if max_queries is not None and max_queries < 1:
+        raise ValueError(f"max_queries must be at least 1 (or None for all), got {max_queries}")
     files = [_MMARCO_TRIPLES] + [f"data/google/{kind}/{MMARCO_LANGUAGES[lang]}_{suffix}" for lang in languages
                                  for kind, suffix in (("queries/train", "queries.train.tsv"),
                                                       ("collections", "collection.tsv"))]
@@ -298,7 +301,7 @@ def load_mmarco(languages: Sequence[str], max_queries: int, source: str = "unica
                               "--local-dir DIR` where there is network and pass source='DIR'") from exc
 
 
-def _read_mmarco(root: str, languages: Sequence[str], max_queries: int) -> ParallelQA:
+def _read_mmarco(root: str, languages: Sequence[str], max_queries: int | None) -> ParallelQA:
     triples: list[tuple[str, str, str, str]] = []  # (id, qid, positive pid, negative pid)
     queries: set[str] = set()
     for number, line in enumerate(_lines(f"{root}/{_MMARCO_TRIPLES}"), start=1):
@@ -343,8 +346,12 @@ def _lookup(path: str, wanted: set[str]) -> dict[str, str]:
 
 
 def _lines(path: str) -> Iterator[str]:
-    """Stream the lines of a local or ``hf://`` file through datasets' generic text builder."""
+    """Stream the lines of a local or ``hf://`` file through datasets' generic text builder, with a progress bar
+    (the hub's files are gigabytes)."""
     from datasets import load_dataset  # heavy to import; only mMARCO needs it
+    from tqdm.auto import tqdm
 
-    for batch in load_dataset("text", data_files=path, split="train", streaming=True).iter(batch_size=10_000):
-        yield from batch["text"]
+    with tqdm(desc=path.rsplit("/", 1)[-1], unit=" lines", unit_scale=True) as progress:
+        for batch in load_dataset("text", data_files=path, split="train", streaming=True).iter(batch_size=10_000):
+            progress.update(len(batch["text"]))
+            yield from batch["text"]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hybridir.data.lareqa import DATASETS as LAREQA_DATASETS
-from hybridir.data.parallel import ISO_639_1
+from hybridir.data.parallel import ISO_639_1, MMARCO_LANGUAGES
 from hybridir.models.precision import PRECISIONS, check_precision
 from hybridir.options import option
 from hybridir.sampling.strategies import (CROSS_PAIRS, MONO_DRAWS, STRATEGIES, check_batch_size, check_cross_pairs,
@@ -15,6 +15,8 @@ from hybridir.sampling.strategies import (CROSS_PAIRS, MONO_DRAWS, STRATEGIES, c
 
 VALIDATION_NONE = "none"
 SQUADSHIFTS_PREFIX = "squadshifts"  # "squadshifts" = new_wiki, or "squadshifts:reddit" etc.
+MMARCO = "mmarco"  # "mmarco" = the paper's 7 languages, or "mmarco:de,en" etc.
+MMARCO_PAPER_LANGUAGES = ("ar", "de", "en", "es", "hi", "ru", "zh")  # paper.md §1.3, Table 9
 
 
 @dataclass(frozen=True)
@@ -24,8 +26,12 @@ class TrainingConfig:
     silent (scale 20, warm-up 10%, max length 128, validation subset of 512 pairs). They are the
     ``cpu`` preset's runs (:mod:`hybridir.presets`): 100 steps of 32 with frozen word embeddings."""
 
-    train: list[str] = option(["mlqa-r"], "xquad-r | mlqa-r | FILE.jsonl (id, language, query, positive[, "
-                              "negative]); several are mixed by size", metavar="SOURCE")
+    train: list[str] = option(["mlqa-r"], "xquad-r | mlqa-r | mmarco[:LANG,LANG,...] (default the paper's 7) | "
+                              "FILE.jsonl (id, language, query, positive[, negative]); several are mixed by size",
+                              metavar="SOURCE")
+    mmarco_source: str = option("unicamp-dl/mmarco", "mMARCO's hub dataset id, or a local folder in the hub's layout")
+    mmarco_queries: int | None = option(None, "mMARCO items: the first triple of each of the first N distinct "
+                                              "queries, or all")
     train_languages: list[str] | None = option(None, "keep only these languages of the training data", metavar="LANG")
     strategy: str = option("hybrid", "mono: X-X-mono batches; cross: X-Y batches; hybrid: mono with probability "
                                      "--alpha; standard: same-language pairs of all languages mixed in each batch "
@@ -70,12 +76,19 @@ class TrainingConfig:
         if not self.train:
             raise ValueError("no training data: pass --train xquad-r, mlqa-r or a JSONL file")
         for source in self.train:
+            if source == MMARCO or source.startswith(MMARCO + ":"):
+                mmarco_languages(source)  # raises on a bad language list
+                continue
             if source not in LAREQA_DATASETS and not source.endswith(".jsonl"):
-                raise ValueError(f"--train {source!r} is neither {' nor '.join(LAREQA_DATASETS)} nor a .jsonl file")
+                raise ValueError(f"--train {source!r} is neither {', '.join(LAREQA_DATASETS)}, mmarco[:LANGS] nor a "
+                                 ".jsonl file")
             if source.endswith(".jsonl") and not Path(source).is_file():
                 raise FileNotFoundError(f"--train file {source} does not exist")
-        if len(set(self.train)) != len(self.train):
+        names = [MMARCO if source.startswith(MMARCO + ":") else source for source in self.train]
+        if len(set(names)) != len(names):
             raise ValueError(f"--train names a source twice: {self.train}")
+        if self.mmarco_queries is not None:
+            _positive_int("mmarco_queries", self.mmarco_queries)
         if self.train_languages is not None:
             unknown = [lang for lang in self.train_languages if lang not in ISO_639_1]
             if not self.train_languages or unknown or len(set(self.train_languages)) != len(self.train_languages):
@@ -109,6 +122,19 @@ class TrainingConfig:
     @property
     def validates(self) -> bool:
         return self.validation != VALIDATION_NONE
+
+
+def mmarco_languages(source: str) -> tuple[str, ...]:
+    """The languages of a ``--train mmarco[:LANG,LANG,...]`` source; ValueError saying what to fix."""
+    _, colon, listed = source.partition(":")
+    if not colon:
+        return MMARCO_PAPER_LANGUAGES
+    languages = tuple(listed.split(","))
+    unknown = [lang for lang in languages if lang not in MMARCO_LANGUAGES]
+    if unknown or len(set(languages)) != len(languages):
+        raise ValueError(f"--train {source!r}: give distinct mMARCO languages after the colon, e.g. mmarco:de,en; "
+                         f"mMARCO has {', '.join(MMARCO_LANGUAGES)}")
+    return languages
 
 
 def _positive_int(name: str, value: int) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from hybridir.data.lareqa import DATASETS as LAREQA_DATASETS
-from hybridir.data.parallel import ParallelQA, lareqa_parallel, load_parallel_jsonl, squadshifts_pairs
-from hybridir.training.config import SQUADSHIFTS_PREFIX, TrainingConfig
+from hybridir.data.parallel import ParallelQA, lareqa_parallel, load_mmarco, load_parallel_jsonl, squadshifts_pairs
+from hybridir.training.config import MMARCO, SQUADSHIFTS_PREFIX, TrainingConfig, mmarco_languages
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -20,9 +21,27 @@ def load_training_sources(config: TrainingConfig) -> list[ParallelQA]:
     """Each ``--train`` source, restricted to ``--train-languages`` when given."""
     sources = []
     for name in config.train:
-        data = lareqa_parallel(name) if name in LAREQA_DATASETS else load_parallel_jsonl(name)
+        if name in LAREQA_DATASETS:
+            data = lareqa_parallel(name)
+        elif name == MMARCO or name.startswith(MMARCO + ":"):
+            data = load_mmarco(mmarco_languages(name), config.mmarco_queries, source=config.mmarco_source)
+        else:
+            data = load_parallel_jsonl(name)
         sources.append(data if config.train_languages is None else restrict_languages(data, config.train_languages))
+    with_negatives = [data.name for data in sources if data.has_negatives]
+    if with_negatives and len(with_negatives) < len(sources):
+        # every row of the trainer's dataset has the same columns: a negative for all or for none
+        warnings.warn(f"training without the hard negatives of {', '.join(with_negatives)}: the other sources have "
+                      "none; train on sources with negatives only to use them", stacklevel=2)
+        sources = [without_negatives(data) for data in sources]
     return sources
+
+
+def without_negatives(data: ParallelQA) -> ParallelQA:
+    """``data`` without its hard negatives (and a checksum that says so)."""
+    if not data.has_negatives:
+        return data
+    return replace(data, pairs=data.pairs.drop(columns="negative"), checksum=f"{data.checksum}:no-negatives")
 
 
 def restrict_languages(data: ParallelQA, languages: list[str]) -> ParallelQA:
