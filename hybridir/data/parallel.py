@@ -49,7 +49,7 @@ MMARCO_LANGUAGES: dict[str, str] = {
 }
 
 _REQUIRED = ("id", "language", "query", "positive")
-_FIELDS = (*_REQUIRED, "negative")
+JSONL_FIELDS = (*_REQUIRED, "negative")  # a line's fields, in the order of a row
 _MMARCO_TRIPLES = "data/triples.train.ids.small.tsv"
 _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
@@ -66,7 +66,7 @@ class ParallelQA:
     def __post_init__(self) -> None:
         """Check the invariants the sampler relies on, so that a hand-built instance cannot break it."""
         columns = list(self.pairs.columns)
-        if columns not in (list(_REQUIRED), list(_FIELDS)):
+        if columns not in (list(_REQUIRED), list(JSONL_FIELDS)):
             raise ValueError(f"ParallelQA {self.name!r}: pairs columns must be {list(_REQUIRED)} plus optionally "
                              f"'negative', in that order; got {columns}")
         for column in columns:
@@ -93,6 +93,10 @@ class ParallelQA:
     def has_negatives(self) -> bool:
         return "negative" in self.pairs.columns
 
+    @property
+    def n_items(self) -> int:
+        return int(self.pairs["id"].nunique())
+
 
 # --- user data: JSONL -------------------------------------------------------------------------------------
 
@@ -112,7 +116,7 @@ def load_parallel_jsonl(path: str | os.PathLike[str]) -> ParallelQA:
     with open(path, "rb") as handle:  # bytes: split on "\n" only, and report bad UTF-8 by line
         for number, raw in enumerate(handle, start=1):
             where = f"{path}: line {number}"
-            row = _parse_line(raw, number, where)
+            row = parse_jsonl_line(raw, number, where)
             if rows and (len(row) == 5) != (len(rows[0]) == 5):
                 has = "has" if len(row) == 5 else "has no"
                 first = "does not" if len(row) == 5 else "does"
@@ -127,11 +131,11 @@ def load_parallel_jsonl(path: str | os.PathLike[str]) -> ParallelQA:
     if not rows:
         raise ValueError(f"{path}: the file is empty; write one JSON object per line, e.g. "
                          '{"id": "q1", "language": "de", "query": "…", "positive": "…"}')
-    pairs = pd.DataFrame(rows, columns=list(_FIELDS[:len(rows[0])]))
+    pairs = pd.DataFrame(rows, columns=list(JSONL_FIELDS[:len(rows[0])]))
     return ParallelQA(name=path.stem, pairs=pairs, checksum=sources.checksum([path]))
 
 
-def _parse_line(raw: bytes, number: int, where: str) -> tuple[str, ...]:
+def parse_jsonl_line(raw: bytes, number: int, where: str) -> tuple[str, ...]:
     """One JSONL line as ``(id, language, query, positive[, negative])``; ValueError saying what to fix."""
     try:
         text = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # tolerate an editor's byte-order mark
@@ -148,9 +152,9 @@ def _parse_line(raw: bytes, number: int, where: str) -> tuple[str, ...]:
     if not isinstance(record, dict):
         raise ValueError(f"{where}: expected a JSON object with fields {', '.join(_REQUIRED)}, got "
                          f"{reprlib.repr(record)}")
-    unknown = [key for key in record if key not in _FIELDS]
+    unknown = [key for key in record if key not in JSONL_FIELDS]
     if unknown:
-        raise ValueError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(_FIELDS)}")
+        raise ValueError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(JSONL_FIELDS)}")
     missing = [key for key in _REQUIRED if key not in record]
     if missing:
         raise ValueError(f"{where}: missing field(s) {', '.join(map(repr, missing))}; every line needs "
@@ -164,7 +168,7 @@ def _parse_line(raw: bytes, number: int, where: str) -> tuple[str, ...]:
     if not isinstance(language, str) or language not in ISO_639_1:
         raise ValueError(f"{where}: unknown language code {reprlib.repr(language)}; use a lowercase ISO 639-1 "
                          "two-letter code such as 'de'")
-    texts = [key for key in _FIELDS[2:] if key in record]
+    texts = [key for key in JSONL_FIELDS[2:] if key in record]
     for key in texts:
         value = record[key]
         if not (isinstance(value, str) and value.strip()):
@@ -321,7 +325,7 @@ def _read_mmarco(root: str, languages: Sequence[str], max_queries: int | None) -
                     _lookup(f"{root}/data/google/collections/{MMARCO_LANGUAGES[lang]}_collection.tsv", passages))
              for lang in languages}
     pairs = pd.DataFrame([(item, lang, texts[lang][0][q], texts[lang][1][p], texts[lang][1][n])
-                          for item, q, p, n in triples for lang in sorted(languages)], columns=list(_FIELDS))
+                          for item, q, p, n in triples for lang in sorted(languages)], columns=list(JSONL_FIELDS))
     digest = hashlib.sha256()  # of the content, not the files: the hub's files are too large to hash
     for row in pairs.itertuples(index=False):
         digest.update(json.dumps(list(row), ensure_ascii=False).encode())

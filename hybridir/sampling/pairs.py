@@ -25,7 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from datasets import Dataset
+import pyarrow as pa
+from datasets import Dataset, concatenate_datasets
+
+from hybridir.data.store import ArrowQA
 
 if TYPE_CHECKING:
     from hybridir.data.parallel import ParallelQA
@@ -46,9 +49,10 @@ class PairTable:
     sources: tuple[str, ...]
     languages: tuple[str, ...]
     item_ids: np.ndarray  # the data's own id of each item code
-    # (slots, columns): each slot's query, passage[, negative] as codes in one space over all columns (equal codes,
-    # equal strings). An answer sentence shared by several questions would be a false negative in a batch that
-    # held two of them, so the sampler keeps codes distinct within a batch. None: no two texts are known equal.
+    # (slots, columns): each slot's query, passage[, negative] as codes in one space over all columns, numbered per
+    # source in disjoint ranges (within a source, equal codes for equal strings). An answer sentence shared by
+    # several questions would be a false negative in a batch that held two of them, so the sampler keeps codes
+    # distinct within a batch (one source's). None: no two texts are known equal.
     text_codes: np.ndarray | None
 
     def __post_init__(self) -> None:
@@ -228,8 +232,12 @@ def _are_pairs(keys: Any) -> bool:
     return True
 
 
-def build_pair_dataset(sources: Sequence[ParallelQA]) -> tuple[PairDataset, PairTable]:
-    """The training dataset (slots: ``query, passage[, negative]``) and its :class:`PairTable`."""
+def build_pair_dataset(sources: Sequence[ParallelQA | ArrowQA]) -> tuple[PairDataset, PairTable]:
+    """The training dataset (slots: ``query, passage[, negative]``) and its :class:`PairTable`.
+
+    A :class:`~hybridir.data.parallel.ParallelQA` (a DataFrame) is laid out in memory; an
+    :class:`~hybridir.data.store.ArrowQA` (converted into the cache) keeps its texts memory-mapped and brings its
+    arrays. Text codes are numbered per source (a batch holds one source's pairs), in disjoint ranges."""
     if not sources:
         raise ValueError("no training source given; pass at least one ParallelQA (e.g. lareqa_parallel('mlqa-r'))")
     names = [source.name for source in sources]
@@ -239,43 +247,70 @@ def build_pair_dataset(sources: Sequence[ParallelQA]) -> tuple[PairDataset, Pair
     if len(set(with_negatives.values())) > 1:
         raise ValueError(f"either every training source has hard negatives or none does, got {with_negatives}; "
                          "drop the negative column or add negatives to every source")
-    for source in sources:
-        if source.pairs.empty:
-            raise ValueError(f"training source {source.name!r} has no pairs; remove it or fix its data")
-        repeated = source.pairs.duplicated(["id", "language"])
-        if repeated.any():
-            first = source.pairs[repeated].iloc[0]
-            raise ValueError(f"training source {source.name!r} has id {first['id']} in language {first['language']} "
-                             "twice; keep one pair per id and language")
-    languages = tuple(sorted({lang for source in sources for lang in source.pairs["language"].unique()}))
+    languages = tuple(sorted({lang for source in sources for lang in source.languages}))
     if len(languages) > np.iinfo(np.uint8).max:
         raise ValueError(f"the training sources have {len(languages)} languages; at most 255 are supported")
-    frames, ids = zip(*(_slots(source, languages) for source in sources))
-    item_counts = [np.bincount(frame["item"]) for frame in frames]  # slots per item, item by item
-    slots = pd.concat(frames, ignore_index=True)
-    columns = ["query", "passage"] + (["negative"] if sources[0].has_negatives else [])
-    codes, _ = pd.factorize(slots[columns].to_numpy().ravel())
-    code_type = np.int32 if len(codes) < np.iinfo(np.int32).max else np.int64
+    parts = [_arrow_slots(source) if isinstance(source, ArrowQA) else _frame_slots(source) for source in sources]
+    code_offsets = np.cumsum([0] + [int(part.text_codes.max(initial=-1)) + 1 for part in parts])
+    code_type = np.int32 if code_offsets[-1] < np.iinfo(np.int32).max else np.int64
     table = PairTable(
-        item_start=np.concatenate([[0], np.cumsum(np.concatenate(item_counts))]).astype(np.int64),
-        language=slots["language"].to_numpy(np.uint8),
-        source_start=np.concatenate([[0], np.cumsum([len(counts) for counts in item_counts])]).astype(np.int64),
+        item_start=np.concatenate([[0], np.cumsum(np.concatenate([part.item_counts for part in parts]))]
+                                  ).astype(np.int64),
+        language=np.concatenate([np.array([languages.index(lang) for lang in part.languages], dtype=np.uint8)
+                                 [part.language] for part in parts]),
+        source_start=np.concatenate([[0], np.cumsum([len(part.item_counts) for part in parts])]).astype(np.int64),
         sources=tuple(names), languages=languages,
-        item_ids=np.concatenate([np.asarray(source_ids, dtype=object) for source_ids in ids]),
-        text_codes=codes.astype(code_type).reshape(len(slots), len(columns)))
-    return PairDataset.of(Dataset.from_pandas(slots[columns], preserve_index=False), table), table
+        item_ids=np.concatenate([np.asarray(part.item_ids, dtype=object) for part in parts]),
+        text_codes=np.concatenate([part.text_codes.astype(code_type) + offset
+                                   for part, offset in zip(parts, code_offsets)]))
+    slots = parts[0].slots if len(parts) == 1 else concatenate_datasets([part.slots for part in parts])
+    return PairDataset.of(slots, table), table
 
 
-def _slots(source: ParallelQA, languages: tuple[str, ...]) -> tuple[pd.DataFrame, list]:
-    """One source's slots sorted by (item, language): its item number (0-based within the source), language code
-    and texts; and its ids in item-number order."""
+@dataclass(frozen=True)
+class _SourceSlots:
+    """One source's slots in (item, language) order, its arrays in the source's own codes."""
+
+    slots: Dataset  # query, passage[, negative]
+    item_counts: np.ndarray  # slots per item
+    language: np.ndarray  # per slot, a code into ``languages``
+    languages: tuple[str, ...]
+    text_codes: np.ndarray  # (slots, columns), equal codes for equal texts
+    item_ids: np.ndarray
+
+
+def _frame_slots(source: ParallelQA) -> _SourceSlots:
+    """A DataFrame source's slots, sorted by (item, language); items numbered in sorted id order."""
     pairs = source.pairs
+    if pairs.empty:
+        raise ValueError(f"training source {source.name!r} has no pairs; remove it or fix its data")
+    repeated = pairs.duplicated(["id", "language"])
+    if repeated.any():
+        first = pairs[repeated].iloc[0]
+        raise ValueError(f"training source {source.name!r} has id {first['id']} in language {first['language']} "
+                         "twice; keep one pair per id and language")
     ids = sorted(pairs["id"].unique())
     item_code = {item_id: i for i, item_id in enumerate(ids)}
-    language_code = {lang: i for i, lang in enumerate(languages)}
+    language_code = {lang: i for i, lang in enumerate(source.languages)}
     frame = pd.DataFrame({"item": pairs["id"].map(item_code).to_numpy(np.int64),
-                          "language": pairs["language"].map(language_code).to_numpy(np.int64),
+                          "language": pairs["language"].map(language_code).to_numpy(np.uint8),
                           "query": pairs["query"].to_numpy(), "passage": pairs["positive"].to_numpy()})
     if source.has_negatives:
         frame["negative"] = pairs["negative"].to_numpy()
-    return frame.sort_values(["item", "language"], kind="stable", ignore_index=True), ids
+    frame = frame.sort_values(["item", "language"], kind="stable", ignore_index=True)
+    columns = ["query", "passage"] + (["negative"] if source.has_negatives else [])
+    codes, _ = pd.factorize(frame[columns].to_numpy().ravel())
+    texts = pa.Table.from_pandas(frame[columns], preserve_index=False,  # the type of a converted source's texts
+                                 schema=pa.schema([(column, pa.large_string()) for column in columns]))
+    return _SourceSlots(slots=Dataset(texts),
+                        item_counts=np.bincount(frame["item"]), language=frame["language"].to_numpy(),
+                        languages=source.languages, text_codes=codes.reshape(len(frame), len(columns)),
+                        item_ids=np.asarray(ids, dtype=object))
+
+
+def _arrow_slots(source: ArrowQA) -> _SourceSlots:
+    """A converted source's slots: its rows (memory-mapped) without the id and language columns."""
+    columns = ["query", "positive"] + (["negative"] if source.has_negatives else [])
+    return _SourceSlots(slots=source.rows.select_columns(columns).rename_column("positive", "passage"),
+                        item_counts=np.diff(source.item_start), language=source.language,
+                        languages=source.languages, text_codes=source.text_codes, item_ids=source.item_ids)

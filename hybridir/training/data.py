@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from hybridir.data.lareqa import DATASETS as LAREQA_DATASETS
 from hybridir.data.parallel import ParallelQA, lareqa_parallel, load_mmarco, load_parallel_jsonl, squadshifts_pairs
+from hybridir.data.store import ArrowQA, convert_parallel_jsonl
 from hybridir.training.config import MMARCO, SQUADSHIFTS_PREFIX, TrainingConfig, mmarco_languages
 
 if TYPE_CHECKING:
@@ -17,7 +18,7 @@ DEFAULT_SQUADSHIFTS = "new_wiki"  # Wikipedia, the domain closest to the trainin
 VALIDATION_SEED = 0  # every run validates on the same pairs, whatever its own seed
 
 
-def load_training_sources(config: TrainingConfig) -> list[ParallelQA]:
+def load_training_sources(config: TrainingConfig) -> list[ParallelQA | ArrowQA]:
     """Each ``--train`` source, restricted to ``--train-languages`` when given."""
     sources = []
     for name in config.train:
@@ -26,7 +27,7 @@ def load_training_sources(config: TrainingConfig) -> list[ParallelQA]:
         elif name == MMARCO or name.startswith(MMARCO + ":"):
             data = load_mmarco(mmarco_languages(name), config.mmarco_queries, source=config.mmarco_source)
         else:
-            data = load_parallel_jsonl(name)
+            data = convert_parallel_jsonl(name)  # once into the cache; then opened memory-mapped
         sources.append(data if config.train_languages is None else restrict_languages(data, config.train_languages))
     with_negatives = [data.name for data in sources if data.has_negatives]
     if with_negatives and len(with_negatives) < len(sources):
@@ -37,15 +38,19 @@ def load_training_sources(config: TrainingConfig) -> list[ParallelQA]:
     return sources
 
 
-def without_negatives(data: ParallelQA) -> ParallelQA:
+def without_negatives(data: ParallelQA | ArrowQA) -> ParallelQA | ArrowQA:
     """``data`` without its hard negatives (and a checksum that says so)."""
+    if isinstance(data, ArrowQA):
+        return data.without_negatives()
     if not data.has_negatives:
         return data
     return replace(data, pairs=data.pairs.drop(columns="negative"), checksum=f"{data.checksum}:no-negatives")
 
 
-def restrict_languages(data: ParallelQA, languages: list[str]) -> ParallelQA:
+def restrict_languages(data: ParallelQA | ArrowQA, languages: list[str]) -> ParallelQA | ArrowQA:
     """``data`` with only ``languages``; a language the data lacks is an error, not an empty pool."""
+    if isinstance(data, ArrowQA):
+        return data.restricted(languages)
     missing = sorted(set(languages) - set(data.languages))
     if missing:
         raise ValueError(f"training source {data.name!r} has no pairs in {', '.join(missing)}; its languages are "

@@ -90,7 +90,7 @@ def train(config: TrainingConfig, output: Path, resume: bool = False, show_progr
         "best_checkpoint": _relative(state.best_model_checkpoint, output),
         "best_eval_loss": state.best_metric,
         "data": {
-            "sources": [{"name": s.name, "checksum": s.checksum, "items": int(s.pairs["id"].nunique()),
+            "sources": [{"name": s.name, "checksum": s.checksum, "items": s.n_items,
                          "languages": list(s.languages)} for s in sources],
             "slots": len(table),
             "validation": None if validation is None else {"pairs": len(validation[0]), "checksum": validation[1]},
