@@ -65,6 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--output", type=Path, help="results folder (default: results/PRESET)")
     reproduce.add_argument("--model", help="base model instead of the preset's: 'offline', a hub id or a local folder")
     reproduce.add_argument("--model-path", help="local copy of a hub preset (same layout)")
+    reproduce.add_argument("--also-train", nargs="*", metavar="SOURCE",
+                           help="training sources mixed by size into every run beside the direction's LAReQA set, "
+                                "instead of the preset's (paper: mmarco): mmarco[:LANGS] or FILE.jsonl; none for "
+                                "LAReQA alone")
+    reproduce.add_argument("--mmarco-source", help="mMARCO's hub dataset id or a local folder in the hub's layout")
     reproduce.add_argument("--work", type=Path, help="models and checkpoints (default: the cache's runs/PRESET)")
     reproduce.add_argument("--jobs", type=int, default=1,
                            help="runs at once, each with an equal share of the CPU threads (2 on 2 cores: more "
@@ -137,10 +142,11 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from hybridir.experiment.design import preset_with_model
+    from hybridir.experiment.design import preset_with_model, preset_with_training_data
     from hybridir.experiment.runner import reproduce
 
     preset = preset_with_model(preset_part(args.preset, "experiment"), args.model, args.model_path)
+    preset = preset_with_training_data(preset, args.also_train, args.mmarco_source)
     output = args.output or Path("results") / args.preset
     record = reproduce(preset, output, work=args.work, jobs=args.jobs)
     cached = sum(stage["cached"] for stage in record["stages"])

@@ -11,7 +11,8 @@ nothing for it.
 - ``conclusive``: the same training, every model on the paper's full evaluation pools, with the seeds the
   verdicts need (8 per strategy in the lead direction, 3 elsewhere) and the standard X-X baseline: many
   hours on 2 cores, run in the background and resumed from its cache;
-- ``paper``: the paper's setting on a GPU with the hub: xlm-roberta-base, batch 100, full evaluation;
+- ``paper``: the paper's setting on a GPU with the hub: xlm-roberta-base, batch 100, mMARCO in the paper's 7
+  languages mixed by size into every run's LAReQA training set, full evaluation;
 - ``full``: the committed zero-shot tables (every question, fp32, reproducible to the digit).
 """
 
@@ -77,8 +78,9 @@ PRESETS: dict[str, Preset] = {
             sweep_alphas=(0.25, 0.75), sweep_seeds=3, stratified_seeds=8, beir=("scifact",), beir_seeds=3,
             evaluation=EvaluationConfig(per_query=True), curve_question_ids=60)),
     "paper": _preset(
-        "paper", "the paper's setting on a GPU: xlm-roberta-base, batch 100, full evaluation",
+        "paper", "the paper's setting on a GPU: xlm-roberta-base, batch 100, mMARCO beside LAReQA, full evaluation",
         experiment=dict(
+            also_train=("mmarco",),  # the paper's 7 languages; reproduce --also-train changes or drops it
             training=TrainingConfig(model="xlm-roberta-base", batch_size=100, max_steps=3000, eval_steps=100,
                                     validation_size=None, max_length=256, freeze_word_embeddings=False),
             directions=(_LEAD, _REVERSE), seeds=(0, 1, 2), other_seeds=(0, 1, 2), sweep_alphas=(0.25, 0.75),

@@ -137,3 +137,40 @@ def test_a_bad_file_is_a_one_line_error_and_leaves_no_cache(tmp_path, monkeypatc
         convert_parallel_jsonl(path, cache=tmp_path / "cache")
     assert "\n" not in str(error.value)
     assert not [path for path in (tmp_path / "cache").glob("bad-*") if path.is_dir()], "no folder left behind"
+
+
+def test_mmarco_is_read_once_into_the_cache_and_equals_the_in_memory_reading(tmp_path, monkeypatch):
+    from mmarco_files import mmarco_copy
+
+    from hybridir.data.parallel import load_mmarco
+    from hybridir.data.store import convert_mmarco
+
+    source = str(mmarco_copy(tmp_path / "mmarco", n_queries=30))
+    converted = convert_mmarco(["en", "de"], 20, source=source, cache=tmp_path / "cache")
+    in_memory = load_mmarco(["de", "en"], 20, source=source)
+    assert converted.checksum == in_memory.checksum and converted.has_negatives and converted.n_items == 20
+    (_, arrow_table), (_, frame_table) = build_pair_dataset([converted]), build_pair_dataset([in_memory])
+    for name in ("item_start", "language", "item_ids", "text_codes"):
+        assert np.array_equal(getattr(arrow_table, name), getattr(frame_table, name)), name
+    def read_again(*args, **kwargs):
+        raise RuntimeError("read mMARCO again")
+
+    monkeypatch.setattr(store, "load_mmarco", read_again)
+    assert convert_mmarco(["de", "en"], 20, source=source, cache=tmp_path / "cache").n_items == 20
+    with pytest.raises(RuntimeError, match="read mMARCO again"):  # another request is another conversion
+        convert_mmarco(["de", "en"], 10, source=source, cache=tmp_path / "cache")
+    assert len([path for path in (tmp_path / "cache").glob("mmarco-*") if path.is_dir()]) == 1, \
+        "a failed reading leaves no folder"
+
+
+def test_gather_takes_rows_of_a_chunked_table_in_the_order_asked():
+    from hybridir.data.store import gather
+    import pyarrow as pa
+
+    table = pa.Table.from_batches([pa.record_batch({"a": pa.array(np.arange(start, start + 7)),
+                                                    "b": pa.array([f"t{i}" for i in range(start, start + 7)])})
+                                   for start in range(0, 70, 7)])
+    rng = np.random.default_rng(0)
+    for n in (0, 1, 5, 70, 300):
+        rows = rng.integers(0, 70, n)
+        assert gather(table, rows).to_pylist() == table.take(pa.array(rows, pa.int64())).to_pylist()

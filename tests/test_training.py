@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from transformers import TrainerCallback
 
 from interruption import StopAt  # tests/ is on sys.path (pytest's rootdir-relative imports)
+from mmarco_files import mmarco_copy
 
 from hybridir.cli import main
 from hybridir.training.callbacks import NonFiniteLossError
@@ -296,23 +297,6 @@ def test_cli_train_errors_are_one_line(tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
-def mmarco_copy(root: Path, n_queries: int, languages=("german", "english")) -> Path:
-    """A tiny mMARCO in the hub's layout: triples of ids (two per query, the second never used) and each
-    language's queries and collection."""
-    data = root / "data"
-    (data / "google" / "queries" / "train").mkdir(parents=True)
-    (data / "google" / "collections").mkdir(parents=True)
-    triples = [(str(q), str(1000 + q), str(2000 + q + k)) for q in range(n_queries) for k in (0, 1)]
-    (data / "triples.train.ids.small.tsv").write_text("".join("\t".join(t) + "\n" for t in triples))
-    for name in languages:
-        (data / "google" / "queries" / "train" / f"{name}_queries.train.tsv").write_text(
-            "".join(f"{q}\t{name} question {q}\n" for q in range(n_queries)))
-        pids = sorted({int(pid) for t in triples for pid in t[1:]})
-        (data / "google" / "collections" / f"{name}_collection.tsv").write_text(
-            "".join(f"{pid}\t{name} passage {pid}\n" for pid in pids))
-    return root
-
-
 def test_mmarco_trains_from_a_local_copy_in_the_hub_layout(tmp_path, tiny_train_file, tiny_xlmr_folder, capsys):
     """``--train mmarco:de,en`` reads mMARCO's files (here a local folder in the hub's layout), with its hard
     negatives, mixed by size with a user's JSONL; a language mMARCO lacks is a one-line error."""
@@ -337,6 +321,7 @@ def test_mmarco_trains_from_a_local_copy_in_the_hub_layout(tmp_path, tiny_train_
     with pytest.warns(UserWarning, match="training without the hard negatives of mmarco: the other sources"):
         sources = load_training_sources(mixed)
     assert [s.name for s in sources] == ["mmarco", "tiny"] and not sources[0].has_negatives
+    assert sources[0].rows.cache_files, "mMARCO is read once into the Arrow cache, then memory-mapped"
     dataset, table = build_pair_dataset(sources)
     assert table.sources == ("mmarco", "tiny") and table.n_items == 64
     sampler = LanguageBatchSampler(dataset, 4, table=table, strategy="hybrid", seed=0)

@@ -10,6 +10,8 @@ its checks, which are the same here) is converted by :func:`convert_parallel_jso
   :class:`hybridir.sampling.pairs.PairTable`);
 - ``meta.json``: written last; a folder without it is an unfinished conversion.
 
+:func:`convert_mmarco` keeps mMARCO's items in the same form, read once from the hub or a local copy.
+
 The conversion reads the file in parts of :data:`LINES_PER_PART` lines, each written to ``parts/`` with the
 byte offset reached, so an interrupted conversion resumes from its last part. Then it sorts, checks that no
 (id, language) repeats, and writes the folder. Opening a converted file takes seconds whatever its size.
@@ -17,6 +19,7 @@ byte offset reached, so an interrupted conversion resumes from its last part. Th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -33,10 +36,10 @@ from filelock import FileLock
 
 from hybridir import paths
 from hybridir.data import sources
-from hybridir.data.parallel import JSONL_FIELDS, parse_jsonl_line
+from hybridir.data.parallel import JSONL_FIELDS, load_mmarco, parse_jsonl_line
 
 LINES_PER_PART = 200_000
-_BLOCK = 1 << 20  # rows sorted, hashed and written at a time: bounds the memory of a conversion
+_BLOCK = 1 << 18  # rows gathered, hashed and written at a time: bounds the memory of a conversion
 _FORMAT = 1
 _META = "meta.json"
 
@@ -67,7 +70,8 @@ class ArrowQA:
 
     @property
     def item_ids(self) -> np.ndarray:
-        return self.rows.data.column("id").take(pa.array(self.item_start[:-1])).to_numpy(zero_copy_only=False)
+        return gather(self.rows.data.table.select(["id"]), self.item_start[:-1]).column("id").to_numpy(
+            zero_copy_only=False)
 
     def without_negatives(self) -> ArrowQA:
         if not self.has_negatives:
@@ -177,27 +181,65 @@ def _convert(path: Path, folder: Path, checksum: str) -> None:
                          '{"id": "q1", "language": "de", "query": "…", "positive": "…"}')
     table = pa.concat_tables(pa.ipc.open_file(pa.memory_map(str(parts / f"part-{n:05d}.arrow"))).read_all()
                              for n in range(progress["parts"]))
-    order = pc.sort_indices(table, sort_keys=[("id", "ascending"), ("language", "ascending")])
-    ids = table.column("id").take(order)
-    languages = table.column("language").take(order)
+    _finish(table, folder, {"name": path.stem, "source": str(path.resolve()), "checksum": checksum},
+            where=f"{path}: line ")
+    shutil.rmtree(parts)
+
+
+def convert_mmarco(languages: Sequence[str], max_queries: int | None = None, source: str = "unicamp-dl/mmarco",
+                   cache: Path | None = None) -> ArrowQA:
+    """:func:`~hybridir.data.parallel.load_mmarco`'s items as an :class:`ArrowQA`, read once into the cache:
+    a run's stages, its ranks and later runs open it in seconds instead of scanning gigabytes of collections.
+
+    The cache key is the request (source, languages, items) and, for a local folder, its files' sizes and
+    modification times; the content checksum is the one ``load_mmarco`` computes. A hub dataset is read once
+    per key: delete ``<cache>/pairs/mmarco-*`` to read a changed one again."""
+    key = {"source": source, "languages": sorted(languages), "max_queries": max_queries}
+    if Path(source).is_dir():
+        key["files"] = sorted((str(f.relative_to(source)), f.stat().st_size, f.stat().st_mtime_ns)
+                              for f in Path(source).rglob("*.tsv"))
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    folder = (cache or paths.cache_dir() / "pairs") / f"mmarco-{digest}"
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder) + ".lock"):
+        if not (folder / _META).is_file():
+            try:
+                data = load_mmarco(languages, max_queries, source=source)
+                table = pa.Table.from_pandas(data.pairs, preserve_index=False).append_column(
+                    "line", pa.array(np.arange(1, len(data.pairs) + 1)))
+                _finish(table, folder, {"name": data.name, "source": source, "checksum": data.checksum},
+                        where="mMARCO row ")
+            except BaseException:  # nothing to resume from: the next call reads mMARCO again
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+    return open_converted(folder)
+
+
+def _finish(table: pa.Table, folder: Path, about: dict, where: str) -> None:
+    """Sort ``table`` (the JSONL fields and each row's ``line``) by (id, language), check that no (id, language)
+    repeats, and write the folder's rows, arrays and, last, its meta.json."""
+    order = pc.sort_indices(table, sort_keys=[("id", "ascending"), ("language", "ascending")]).to_numpy()
+    keys = gather(table.select(["id", "language"]), order)
+    ids, languages = keys.column("id"), keys.column("language")
     same_id = pc.equal(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False)
     repeated = np.flatnonzero(same_id & pc.equal(languages[1:], languages[:-1]).to_numpy(zero_copy_only=False))
     if len(repeated):
         key = (ids[int(repeated[0])].as_py(), languages[int(repeated[0])].as_py())
-        first, second = sorted(table.column("line").take(order[int(repeated[0]):int(repeated[0]) + 2]).to_pylist())
-        raise ValueError(f"{path}: line {second}: (id, language) = {key} already on line {first}; keep one line per id and language")
-    fields = list(JSONL_FIELDS[:progress["fields"]])
-    _write_rows(table.select(fields), order.to_numpy(), folder / "rows.arrow")
+        first, second = sorted(gather(table.select(["line"]), order[int(repeated[0]):int(repeated[0]) + 2])
+                               .column("line").to_pylist())
+        raise ValueError(f"{where}{second}: (id, language) = {key} already on line {first}; keep one line per id "
+                         "and language")
+    fields = [name for name in JSONL_FIELDS if name in table.column_names]
+    _write_rows(table.select(fields), order, folder / "rows.arrow")
     language_list = sorted(pc.unique(languages).to_pylist())
     starts = np.flatnonzero(np.concatenate([[True], ~same_id]))
     np.save(folder / "item_start.npy", np.append(starts, len(table)).astype(np.int64))
     np.save(folder / "language.npy", pc.index_in(languages, value_set=pa.array(language_list)).to_numpy()
             .astype(np.uint8))
-    np.save(folder / "text_codes.npy", _text_codes(table.select(fields[2:]), order.to_numpy()))
-    meta = {"format": _FORMAT, "name": path.stem, "source": str(path.resolve()), "checksum": checksum,
-            "fields": len(fields), "languages": language_list, "rows": len(table), "items": len(starts)}
+    np.save(folder / "text_codes.npy", _text_codes(table.select(fields[2:]), order))
+    meta = {"format": _FORMAT, **about, "fields": len(fields), "languages": language_list, "rows": len(table),
+            "items": len(starts)}
     _write_atomically(folder / _META, json.dumps(meta, indent=1))
-    shutil.rmtree(parts)
 
 
 def _write_part(parts: Path, rows: list[tuple[str, ...]], lines: list[int], progress: dict,
@@ -221,9 +263,25 @@ def _write_rows(table: pa.Table, order: np.ndarray, target: Path) -> None:
     tmp = str(target) + ".tmp"
     with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
         for start in range(0, len(order), _BLOCK):
-            block = table.take(pa.array(order[start:start + _BLOCK]))
+            block = gather(table, order[start:start + _BLOCK])
             writer.write_table(block.cast(schema), max_chunksize=10_000)
     os.replace(tmp, target)
+
+
+def gather(table: pa.Table, rows: np.ndarray) -> pa.Table:
+    """``table``'s ``rows``, in that order, taken chunk by chunk: pyarrow's ``Table.take`` first concatenates
+    every chunk, which reads a whole memory-mapped file into memory for 16 rows."""
+    batches = table.to_batches()
+    offsets = np.cumsum([0] + [batch.num_rows for batch in batches])
+    rows = np.asarray(rows, dtype=np.int64)
+    which = np.searchsorted(offsets, rows, side="right") - 1
+    by_batch = np.argsort(which, kind="stable")
+    grouped = rows[by_batch]
+    bounds = np.searchsorted(which[by_batch], np.arange(len(batches) + 1))
+    pieces = [batch.take(pa.array(grouped[bounds[b]:bounds[b + 1]] - offsets[b]))
+              for b, batch in enumerate(batches) if bounds[b + 1] > bounds[b]]
+    taken = pa.Table.from_batches(pieces, schema=table.schema).combine_chunks()
+    return taken.take(pa.array(np.argsort(by_batch)))  # one chunk now: back to the order asked for
 
 
 def _open_rows(path: Path, columns: list[str]) -> Dataset:
@@ -239,7 +297,7 @@ def _text_codes(texts: pa.Table, order: np.ndarray) -> np.ndarray:
     hashes taken a block at a time (pyarrow's dictionary encoding would hold every distinct text in memory)."""
     hashes = np.empty((len(order), texts.num_columns), dtype=np.uint64)
     for start in range(0, len(order), _BLOCK):
-        block = texts.take(pa.array(order[start:start + _BLOCK]))
+        block = gather(texts, order[start:start + _BLOCK])
         for column in range(texts.num_columns):
             values = block.column(column).to_numpy(zero_copy_only=False)
             hashes[start:start + len(values), column] = pd.util.hash_array(values, categorize=False)

@@ -36,6 +36,7 @@ class ExperimentPreset:
     seeds: tuple[int, ...]  # lead direction, every strategy
     other_seeds: tuple[int, ...]  # other directions
     strategies: tuple[str, ...] = STRATEGIES
+    also_train: tuple[str, ...] = ()  # training sources mixed by size into every run beside the direction's
     sweep_alphas: tuple[float, ...] = ()  # extra hybrid α in the lead direction (0, 0.5, 1 = the strategies)
     sweep_seeds: int = 1  # the α sweep's runs: the lead direction's first N seeds
     stratified_seeds: int = 0  # hybrid with stratified mono draws (mono_draw="stratified"), first N lead seeds
@@ -64,3 +65,16 @@ def preset_with_model(preset: ExperimentPreset, model: str | None, model_path: s
         return preset
     training = replace(preset.training, model=model or preset.training.model, model_path=model_path)
     return replace(preset, training=training)
+
+
+def preset_with_training_data(preset: ExperimentPreset, also_train: list[str] | None,
+                              mmarco_source: str | None) -> ExperimentPreset:
+    """The preset with other sources beside each direction's (None keeps the preset's) and mMARCO read from
+    ``mmarco_source``; checked as a run's ``--train`` would be, before anything runs."""
+    if also_train is not None:
+        preset = replace(preset, also_train=tuple(also_train))
+    if mmarco_source is not None:
+        preset = replace(preset, training=replace(preset.training, mmarco_source=mmarco_source))
+    for direction in preset.directions:
+        replace(preset.training, train=[direction.train, *preset.also_train])  # raises on a bad source
+    return preset

@@ -77,7 +77,7 @@ def stages(preset: ExperimentPreset) -> list[Stage]:
     lead = preset.directions[0]
 
     def training(direction: Direction, strategy: str, seed: int, **changes) -> TrainingConfig:
-        return replace(preset.training, train=[direction.train], strategy=strategy, seed=seed,
+        return replace(preset.training, train=[direction.train, *preset.also_train], strategy=strategy, seed=seed,
                        **({"alpha": None} | changes))
 
     main, variants = [], []  # (direction, run label, config)

@@ -7,8 +7,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from hybridir.data.lareqa import DATASETS as LAREQA_DATASETS
-from hybridir.data.parallel import ParallelQA, lareqa_parallel, load_mmarco, load_parallel_jsonl, squadshifts_pairs
-from hybridir.data.store import ArrowQA, convert_parallel_jsonl
+from hybridir.data.parallel import ParallelQA, lareqa_parallel, load_parallel_jsonl, squadshifts_pairs
+from hybridir.data.store import ArrowQA, convert_mmarco, convert_parallel_jsonl
 from hybridir.training.config import MMARCO, SQUADSHIFTS_PREFIX, TrainingConfig, mmarco_languages
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ def load_training_sources(config: TrainingConfig) -> list[ParallelQA | ArrowQA]:
         if name in LAREQA_DATASETS:
             data = lareqa_parallel(name)
         elif name == MMARCO or name.startswith(MMARCO + ":"):
-            data = load_mmarco(mmarco_languages(name), config.mmarco_queries, source=config.mmarco_source)
+            data = convert_mmarco(mmarco_languages(name), config.mmarco_queries, source=config.mmarco_source)
         else:
             data = convert_parallel_jsonl(name)  # once into the cache; then opened memory-mapped
         sources.append(data if config.train_languages is None else restrict_languages(data, config.train_languages))
