@@ -315,6 +315,26 @@ def test_committed_records_name_no_machine_path():
     assert not found, found[:5]
 
 
+def test_the_paper_preset_mixes_mmarco_into_every_run_and_reproduce_can_change_it(tmp_path, capsys):
+    from hybridir.experiment.design import preset_with_training_data
+
+    paper = PRESETS["paper"].experiment
+    trained = {tuple(stage.training.train) for stage in stages(paper) if stage.training}
+    assert trained == {("mlqa-r", "mmarco"), ("xquad-r", "mmarco")}
+    own = tmp_path / "own.jsonl"
+    own.write_text('{"id": 1, "language": "de", "query": "q", "positive": "p"}\n')
+    changed = preset_with_training_data(paper, ["mmarco:de,en", str(own)], mmarco_source=str(tmp_path))
+    assert {tuple(s.training.train) for s in stages(changed) if s.training} == {
+        ("mlqa-r", "mmarco:de,en", str(own)), ("xquad-r", "mmarco:de,en", str(own))}
+    assert all(s.training.mmarco_source == str(tmp_path) for s in stages(changed) if s.training)
+    alone = preset_with_training_data(paper, [], mmarco_source=None)
+    assert {tuple(s.training.train) for s in stages(alone) if s.training} == {("mlqa-r",), ("xquad-r",)}
+    assert main(["reproduce", "--preset", "paper", "--also-train", "mlqa-r", "--output", str(tmp_path / "o")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "--train names a source twice: ['mlqa-r', 'mlqa-r']" in error
+    assert not (tmp_path / "o").exists()
+
+
 def test_reproduce_errors_are_one_line(tmp_path, capsys):
     target = tmp_path / "file"
     target.write_text("x")
