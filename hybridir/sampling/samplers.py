@@ -115,6 +115,9 @@ class LanguageBatchSampler(DefaultBatchSampler):
         log_weights = np.log(sizes) / temperature  # ∝ size^(1/T), in log space: a small T would overflow
         weights = np.exp(log_weights - log_weights.max())
         self.source_probabilities = weights / weights.sum()
+        # Generator.choice(p=...) draws one random() and searches this cdf, after checks that cost more than the draw
+        self._source_cdf = self.source_probabilities.cumsum()
+        self._source_cdf /= self._source_cdf[-1]
         groups = int(sizes.sum()) // (batch_size * self.group_size)
         self._length = groups * self.group_size // world_size * world_size
         if self._length == 0:
@@ -135,7 +138,7 @@ class LanguageBatchSampler(DefaultBatchSampler):
         if self.strategy == "standard":
             mixed_cycles = [_Cycle(pool.n_slots, data, self._clash_keys) for pool in self._pools]
             for _ in range(self._length // self.group_size):
-                source = int(choice.choice(len(self._pools), p=self.source_probabilities))
+                source = self._draw_source(choice)
                 pairs = mixed_cycles[source].take(size, self._pools[source].slot_pairs)
                 for start in range(0, size, self.batch_size):
                     yield PlannedBatch("mixed", source, None, pairs[start:start + self.batch_size])
@@ -150,7 +153,7 @@ class LanguageBatchSampler(DefaultBatchSampler):
         else:  # the coin is always tossed, from its own stream, so α = 0 and α = 1 replay the pure strategies
             tosses = coin.random(groups) < self.alpha
         for toss in tosses.tolist():
-            source = int(choice.choice(len(self._pools), p=self.source_probabilities))
+            source = self._draw_source(choice)
             pool = self._pools[source]
             mono = toss or cross_cycles[source] is None
             if mono:
@@ -184,6 +187,10 @@ class LanguageBatchSampler(DefaultBatchSampler):
         return {"batches": n_batches, "batches_per_epoch": self._length, "strategy": dict(strategies),
                 "source": dict(sources), "mono_language": dict(sorted(mono_languages.items())),
                 "cross_language_pairs": dict(pairs_used.most_common())}
+
+    def _draw_source(self, rng: np.random.Generator) -> int:
+        """rng.choice(len(sources), p=source_probabilities), the same draw from the same stream."""
+        return int(np.searchsorted(self._source_cdf, rng.random(), side="right"))
 
     def _clash_keys(self, pairs: np.ndarray, items: np.ndarray) -> np.ndarray:
         """(pairs, keys): each pair's item, its query's text and its passage's (and negative's) texts."""
@@ -479,6 +486,8 @@ class _SourcePools:
                                                ).astype(_slot_index(end_item)) for lang in self.languages}
         counts = np.diff(table.item_start[first_item:end_item + 1])  # each item's number of languages
         self.max_languages = int(counts.max())
+        # every item in every language (mMARCO, XQuAD-R): an item's slot in a language is at a fixed offset
+        self.every_language = int(counts.min()) == len(self.languages)
         self.cross_items = (np.flatnonzero(counts >= 2) + first_item).astype(_slot_index(end_item))
         # "balanced" X-Y pairs weigh a language by 1 / (multilingual items having it): every slot's language but
         # those of the items in one language
@@ -512,6 +521,8 @@ class _SourcePools:
     def slot_of(self, items: np.ndarray, language: int) -> np.ndarray:
         """The slot of each item in ``language`` (which each has), found in the item's run of slots."""
         starts = self.table.item_start[items]
+        if self.every_language:
+            return starts + self.languages.index(language)
         width = np.arange(self.max_languages)
         inside = width[None, :] < (self.table.item_start[items + 1] - starts)[:, None]
         window = np.where(inside, starts[:, None] + width[None, :], 0)
@@ -616,41 +627,46 @@ class _Cycle:
     def take(self, n: int, pairs_of: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
         """``n`` pairs whose keys are all distinct; ``pairs_of`` maps positions to (query slot, passage slot)
         pairs and their items (it draws an X-Y pair's languages)."""
-        taken: list[list[int]] = []
+        taken: list[np.ndarray] = []  # blocks of pairs, concatenated once
+        count = 0
         used: set[int] = set()
         deferred: list[int] = []
         new_pass = False
-        while len(taken) < n:
+        while count < n:
             if not self.front and self.cursor == self.size:
                 if new_pass:  # the pool checks make this unreachable: a whole pass fills a batch
-                    raise RuntimeError(f"a whole pass filled only {len(taken)} of {n} pairs with distinct texts")
+                    raise RuntimeError(f"a whole pass filled only {count} of {n} pairs with distinct texts")
                 self._new_pass()
                 new_pass = True
-            block = self._pop(n - len(taken))
+            block = self._pop(n - count)
             pairs, items = pairs_of(block)
             keys = self.clash_keys(pairs, items)
             flat = keys.ravel().tolist()
             if len(set(flat)) == len(flat) and used.isdisjoint(flat):  # nothing clashes: the greedy scan takes all
-                taken.extend(pairs.tolist())
+                taken.append(pairs)
+                count += len(pairs)
                 used.update(flat)
                 continue
-            for position, pair, row_keys in zip(block.tolist(), pairs.tolist(), keys.tolist()):
+            kept = []
+            for row, (position, row_keys) in enumerate(zip(block.tolist(), keys.tolist())):
                 if used.isdisjoint(row_keys):
-                    taken.append(pair)
+                    kept.append(row)
                     used.update(row_keys)
                 else:
                     deferred.append(position)
+            taken.append(pairs[kept])
+            count += len(kept)
         self.front[:0] = deferred
-        return np.array(taken, dtype=np.int64).reshape(-1, 2)
+        return np.concatenate(taken).astype(np.int64, copy=False).reshape(-1, 2)
 
     def _pop(self, wanted: int) -> np.ndarray:
         """Up to ``wanted`` positions from the front of the queue."""
         from_front = self.front[:wanted]
         del self.front[:wanted]
         rest = min(wanted - len(from_front), self.size - self.cursor)
-        block = self._pass_positions(self.cursor, self.cursor + rest)
+        block = self._pass_positions(self.cursor, self.cursor + rest).astype(np.int64)
         self.cursor += rest
-        return np.concatenate([np.asarray(from_front, dtype=np.int64), block.astype(np.int64)])
+        return np.concatenate([np.asarray(from_front, dtype=np.int64), block]) if from_front else block
 
 
 def _feistel(values: np.ndarray, size: int, keys: np.ndarray) -> np.ndarray:
