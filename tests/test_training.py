@@ -298,20 +298,26 @@ def test_cli_train_errors_are_one_line(tmp_path, capsys):
 
 
 def test_mmarco_trains_from_a_local_copy_in_the_hub_layout(tmp_path, tiny_train_file, tiny_xlmr_folder, capsys):
-    """``--train mmarco:de,en`` reads mMARCO's files (here a local folder in the hub's layout), with its hard
-    negatives, mixed by size with a user's JSONL; a language mMARCO lacks is a one-line error."""
-    source = mmarco_copy(tmp_path / "mmarco", n_queries=24)
+    """``--train mmarco`` reads mMARCO's files in the paper's 7 languages (here a local folder in the hub's
+    layout), with its hard negatives; ``mmarco:de,en`` picks languages and mixes by size with a user's JSONL; a
+    language mMARCO lacks is a one-line error."""
+    from hybridir.data.parallel import MMARCO_LANGUAGES
+    from hybridir.training.config import MMARCO_PAPER_LANGUAGES
+
+    source = mmarco_copy(tmp_path / "mmarco", n_queries=24,
+                         languages=[MMARCO_LANGUAGES[lang] for lang in MMARCO_PAPER_LANGUAGES])
     base = ["train", "--model", str(tiny_xlmr_folder), "--mmarco-source", str(source), "--max-length", "16",
             "--batch-size", "4", "--validation", "none", "--patience", "none"]
     assert main([*base, "--train", "mmarco:de,xx", "--output", str(tmp_path / "bad")]) == 2
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and "give distinct mMARCO languages after the colon" in error
-    assert main([*base, "--train", "mmarco:de,en", "--max-steps", "3", "--strategy", "cross",
+    assert main([*base, "--train", "mmarco", "--max-steps", "3", "--strategy", "cross",
                  "--output", str(tmp_path / "run")]) == 0
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["batches"]["source"] == {"mmarco": 3} and record["steps"] == 3
-    assert set(record["batches"]["cross_language_pairs"]) <= {"de-en", "en-de"}
-    assert record["config"]["train"] == ["mmarco:de,en"] and record["config"]["mmarco_source"] == str(source)
+    assert record["data"]["sources"][0]["languages"] == sorted(MMARCO_PAPER_LANGUAGES)
+    assert record["data"]["sources"][0]["items"] == 24 and record["data"]["slots"] == 24 * 7
+    assert record["config"]["train"] == ["mmarco"] and record["config"]["mmarco_source"] == str(source)
     # 24 mMARCO items (one triple per query) beside the JSONL's 40: mMARCO takes 24/64 of batches by size
     mixed = TrainingConfig(train=["mmarco:de,en", str(tiny_train_file)], mmarco_source=str(source))
     from hybridir.training.data import load_training_sources
