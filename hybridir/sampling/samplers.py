@@ -198,21 +198,27 @@ class LanguageBatchSampler(DefaultBatchSampler):
         codes = self.table.text_codes
         if codes is None:
             return items[:, None]
-        return np.column_stack([items, codes[pairs[:, 0], 0], codes[pairs[:, 1], 1:]])
+        keys = np.empty((len(items), 1 + codes.shape[1]), dtype=np.int64)
+        keys[:, 0], keys[:, 1], keys[:, 2:] = items, codes[pairs[:, 0], 0], codes[pairs[:, 1], 1:]
+        return keys
 
     def _cross_pairs(self, pool: _SourcePools, positions: np.ndarray,
                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """One pair per item: an ordered pair of two of its languages (uniformly, or balanced); and the items."""
         items = pool.cross_items[positions]
         starts = self.table.item_start[items]
-        counts = self.table.item_start[items + 1] - starts
         if self.cross_pairs == "balanced":
+            counts = self.table.item_start[items + 1] - starts
             query, passage = _weighted_pair(self.table.language, pool.language_weight, starts, counts, rng)
         else:
-            query = np.floor(rng.random(len(positions)) * counts).astype(np.int64)
-            passage = np.floor(rng.random(len(positions)) * (counts - 1)).astype(np.int64)
+            counts = len(pool.languages) if pool.every_language else self.table.item_start[items + 1] - starts
+            draws = rng.random((2, len(positions)))  # = two calls of rng.random(n), in stream order
+            query = (draws[0] * counts).astype(np.int64)  # truncation = floor: the draws are ≥ 0
+            passage = (draws[1] * (counts - 1)).astype(np.int64)
             passage += passage >= query  # skip the query's own language
-        return np.column_stack([starts + query, starts + passage]), items
+        pairs = np.empty((len(items), 2), dtype=np.int64)
+        pairs[:, 0], pairs[:, 1] = starts + query, starts + passage
+        return pairs, items
 
     def _check_pool_sizes(self) -> None:
         needed = self.batch_size * self.group_size
@@ -579,7 +585,8 @@ def _shifted(positions: np.ndarray, offset: int) -> np.ndarray:
 
 
 def _same_slot(slots: np.ndarray) -> np.ndarray:
-    return np.column_stack([slots, slots]).astype(np.int64)
+    """X-X pairs: each slot as its own query and passage."""
+    return np.repeat(slots.astype(np.int64), 2).reshape(-1, 2)
 
 
 # A pass over a pool larger than this is a keyed Feistel permutation computed on the fly, not a stored shuffle: the
