@@ -121,6 +121,32 @@ def test_statistics_refuse_runs_on_different_queries():
         seed_query_test(np.zeros((2, 5)), np.zeros((2, 6)))
 
 
+def test_beir_relations_are_decided_by_the_seed_aware_test_on_per_query_pairs(tmp_path):
+    """Per-query nDCG@10 files in the runner's layout: X-X-mono as good as Hybrid (non-inferiority holds), X-Y
+    0.05 better (Hybrid ≥ X-Y does not hold), X-X with one seed (inconclusive); α-sweep runs are not compared."""
+    from hybridir.experiment.claims import check_beir
+
+    rng = np.random.default_rng(0)
+    difficulty = rng.uniform(0.1, 0.9, 300)
+
+    def write(run: str, shift: float) -> None:
+        folder = tmp_path / "beir" / "scifact" / run
+        folder.mkdir(parents=True)
+        values = difficulty + shift + rng.normal(0, 0.001) + rng.normal(0, 0.01, len(difficulty))
+        pd.DataFrame({"query_language": "en", "qid": [f"q{i}" for i in range(len(values))], "ndcg@10": values,
+                      "recall@100": 1.0}).to_csv(folder / "per_query.csv.gz", index=False)
+
+    for seed in range(3):
+        write(f"mono-s{seed}", 0.0), write(f"hybrid-s{seed}", 0.0), write(f"cross-s{seed}", 0.05)
+    write("hybrid-a0.25-s0", -0.5)
+    write("standard-s0", 0.0)
+    table = check_beir(Experiment(tmp_path)).set_index("comparison")
+    assert table.mark.to_dict() == {"Hybrid ≥ X-X-mono": HOLDS, "Hybrid ≥ X-Y": FAILS, "Hybrid ≥ X-X": INCONCLUSIVE}
+    assert table.loc["Hybrid ≥ X-X", "seeds"] == "3 vs 1" and set(table.queries) == {300}
+    assert table.loc["Hybrid ≥ X-Y", "difference"] == pytest.approx(-0.05, abs=0.005)
+    assert check_beir(Experiment(tmp_path), dataset="nfcorpus").empty
+
+
 @pytest.mark.parametrize("relation, difference, p, equivalent, not_below, worse, mark", [
     (">", 0.01, 0.01, 0.9, 0.0, 1.0, HOLDS), (">", -0.01, 0.01, 0.9, 0.9, 0.0, FAILS),
     (">", 0.001, 0.3, 0.01, 0.0, 1.0, FAILS),  # shown equal within the margin: not greater

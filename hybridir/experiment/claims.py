@@ -25,13 +25,17 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from hybridir.experiment.report import STRATEGY_NAMES, Experiment, question_units, seed_runs
+from hybridir.experiment.report import STRATEGY_NAMES, Experiment, parse_run, question_units, seed_runs
+from hybridir.experiment.runner import ZERO_SHOT
 from hybridir.experiment.statistics import holm, paired_permutation_p, seed_query_test
 
 LEVEL = 0.05
 MAP_MARGIN = 0.005  # mAP: the difference below which two strategies count as equal
 RANK_DISTANCE_MARGIN = 0.02  # rank distance: relative to the reference strategy's mean
 HOLDS, FAILS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
+# BEIR after training: does a strategy keep zero-shot retrieval as well as another? Non-inferiority of Hybrid
+# on nDCG@10, with the mAP margin (the same 0-1 scale), per-query pairs over the dataset's test queries.
+BEIR_RELATIONS = (("hybrid", "≥", "mono"), ("hybrid", "≥", "cross"), ("hybrid", "≥", "standard"))
 
 
 class Relation(NamedTuple):
@@ -144,3 +148,33 @@ def check_claims(experiment: Experiment, direction: str, claims: tuple[Claim, ..
                               "verdict": claim_mark(table[table.claim == claim.text].mark.tolist())}
                              for claim in claims])
     return verdicts, table.drop(columns="relation")
+
+
+def check_beir(experiment: Experiment, dataset: str = "scifact", metric: str = "ndcg@10",
+               relations: tuple[tuple[str, str, str], ...] = BEIR_RELATIONS) -> pd.DataFrame:
+    """Each BEIR relation decided as the LAReQA ones are: (seeds × queries) matrices of ``metric`` from the
+    models' per-query files, seeds and queries random (:func:`seed_query_test`), the margin
+    :data:`MAP_MARGIN`. Queries are independent here (no shared paragraphs). A relation whose strategies have
+    no BEIR run is left out; one seed of a strategy leaves it inconclusive."""
+    runs: dict[str, list[str]] = {}
+    for run in experiment.beir_runs(dataset):
+        info = parse_run(run)
+        if info["strategy"] != ZERO_SHOT and not info["sweep"] and not info["stratified"]:
+            runs.setdefault(info["strategy"], []).append(run)
+    rows = []
+    for a, relation, b in relations:
+        if a not in runs or b not in runs:
+            continue
+        matrix = pd.concat([experiment.beir_per_query(dataset, run).set_index("qid")[metric].rename(run)
+                            for run in runs[a] + runs[b]], axis=1, join="inner")
+        values = matrix.T.to_numpy()
+        test = seed_query_test(values[:len(runs[a])], values[len(runs[a]):])
+        low, high = test.interval()
+        rows.append({"comparison": f"{STRATEGY_NAMES[a]} {relation} {STRATEGY_NAMES[b]}", "dataset": dataset,
+                     "metric": metric, "difference": test.difference, "95% interval": f"[{low:.4f}, {high:.4f}]",
+                     "margin": MAP_MARGIN, "p": test.p, "p not below": test.p_not_below(MAP_MARGIN),
+                     "p worse": test.p_worse(MAP_MARGIN),
+                     "mark": decide(relation, test.difference, test.p, test.p_equivalent(MAP_MARGIN),
+                                    test.p_not_below(MAP_MARGIN), test.p_worse(MAP_MARGIN)),
+                     "queries": len(matrix), "seeds": f"{len(runs[a])} vs {len(runs[b])}"})
+    return pd.DataFrame(rows)

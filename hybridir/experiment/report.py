@@ -86,6 +86,15 @@ class Experiment:
         path = self.folder / EVALUATIONS / direction / run / PER_QUERY
         return _read_per_query(path, path.stat().st_mtime_ns)
 
+    def beir_runs(self, dataset: str) -> list[str]:
+        """The runs with per-query BEIR results on ``dataset`` (zero-shot included)."""
+        folder = self.folder / BEIR / dataset
+        return sorted(p.name for p in folder.iterdir() if (p / PER_QUERY).is_file()) if folder.is_dir() else []
+
+    def beir_per_query(self, dataset: str, run: str) -> pd.DataFrame:
+        path = self.folder / BEIR / dataset / run / PER_QUERY
+        return _read_per_query(path, path.stat().st_mtime_ns)
+
     def run_record(self, direction: str, run: str) -> dict:
         return json.loads((self.folder / RUNS / direction / run / "run.json").read_text())
 
