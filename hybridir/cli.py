@@ -87,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
 def _values_from_preset(parser: argparse.ArgumentParser, config: type) -> None:
     """The config's options default to nothing (so an option left out takes the preset's value); a count that
     may be all or none reads that word."""
-    words = {"validation_size": "all", "patience": "none"}
+    words = {"validation_size": "all", "patience": "none", "mmarco_queries": "all"}
     for action in parser._actions:
         if action.dest in {f.name for f in fields(config)}:
             action.default = argparse.SUPPRESS

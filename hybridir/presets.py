@@ -19,7 +19,7 @@ nothing for it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from hybridir.evaluation.run import EvaluationConfig
 from hybridir.experiment.design import Direction, ExperimentPreset
@@ -35,7 +35,12 @@ class Preset:
 
     @property
     def training(self) -> TrainingConfig | None:
-        return None if self.experiment is None else self.experiment.training
+        """One run of the experiment, as ``hybridir train --preset`` trains it: its lead direction's data and the
+        sources the experiment mixes into every run."""
+        if self.experiment is None:
+            return None
+        training = self.experiment.training
+        return replace(training, train=[self.experiment.directions[0].train, *self.experiment.also_train])
 
 
 def _preset(name: str, description: str, experiment: dict | None = None,

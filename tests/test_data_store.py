@@ -57,7 +57,7 @@ def test_a_converted_file_gives_the_in_memory_slots_codes_and_batches(mlqa):
     frame_dataset, frame_table = build_pair_dataset([in_memory])
     for name in ("item_start", "language", "source_start", "item_ids", "text_codes"):
         assert np.array_equal(getattr(arrow_table, name), getattr(frame_table, name)), name
-    assert arrow_dataset.column_names == ["query", "passage", "negative"]
+    assert arrow_dataset.column_names == ["query", "passage", "negative"] and arrow_table.text_codes.dtype == np.int32
     assert arrow_dataset[:50] == frame_dataset[:50] and arrow_dataset[-3:] == frame_dataset[-3:]
     assert arrow_dataset.cache_files, "the converted rows are memory-mapped from the cache, not loaded"
     for strategy in ("hybrid", "standard"):
@@ -73,6 +73,7 @@ def test_a_converted_file_gives_the_in_memory_slots_codes_and_batches(mlqa):
 def test_language_restriction_and_dropped_negatives_match_the_in_memory_path(mlqa):
     _, converted, in_memory = mlqa
     for transform in (lambda d: restrict_languages(d, ["en", "de"]), without_negatives,
+                      lambda d: restrict_languages(d, list(d.languages)),
                       lambda d: restrict_languages(without_negatives(d), ["hi", "en"])):
         arrow_dataset, arrow_table = build_pair_dataset([transform(converted)])
         frame_dataset, frame_table = build_pair_dataset([transform(in_memory)])
@@ -128,6 +129,8 @@ def test_an_interrupted_conversion_resumes_from_its_last_part(tmp_path, monkeypa
       '{"id": 2, "language": "en", "query": "q", "positive": "p", "negative": "n"}'],
      "line 2: has 'negative' but line 1 does not"),
     ([], "the file is empty"),
+    (['{"id": 1, "language": "en", "query": "q \\ud800", "positive": "p"}'],
+     "line 1: 'query' holds an unpaired surrogate escape at character 2"),
 ])
 def test_a_bad_file_is_a_one_line_error_and_leaves_no_cache(tmp_path, monkeypatch, lines, message):
     monkeypatch.setattr(store, "LINES_PER_PART", 1)  # the repeat is found across parts

@@ -347,6 +347,8 @@ def test_the_paper_preset_mixes_mmarco_into_every_run_and_reproduce_can_change_i
     paper = PRESETS["paper"].experiment
     trained = {tuple(stage.training.train) for stage in stages(paper) if stage.training}
     assert trained == {("mlqa-r", "mmarco"), ("xquad-r", "mmarco")}
+    assert PRESETS["paper"].training.train == ["mlqa-r", "mmarco"]  # hybridir train --preset paper: one such run
+    assert PRESETS["cpu"].training.train == ["mlqa-r"]
     own = tmp_path / "own.jsonl"
     own.write_text('{"id": 1, "language": "de", "query": "q", "positive": "p"}\n')
     changed = preset_with_training_data(paper, ["mmarco:de,en", str(own)], mmarco_source=str(tmp_path))

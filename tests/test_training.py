@@ -311,13 +311,14 @@ def test_mmarco_trains_from_a_local_copy_in_the_hub_layout(tmp_path, tiny_train_
     assert main([*base, "--train", "mmarco:de,xx", "--output", str(tmp_path / "bad")]) == 2
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and "give distinct mMARCO languages after the colon" in error
-    assert main([*base, "--train", "mmarco", "--max-steps", "3", "--strategy", "cross",
+    assert main([*base, "--train", "mmarco", "--mmarco-queries", "all", "--max-steps", "3", "--strategy", "cross",
                  "--output", str(tmp_path / "run")]) == 0
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["batches"]["source"] == {"mmarco": 3} and record["steps"] == 3
     assert record["data"]["sources"][0]["languages"] == sorted(MMARCO_PAPER_LANGUAGES)
     assert record["data"]["sources"][0]["items"] == 24 and record["data"]["slots"] == 24 * 7
     assert record["config"]["train"] == ["mmarco"] and record["config"]["mmarco_source"] == str(source)
+    assert record["config"]["mmarco_queries"] is None
     # 24 mMARCO items (one triple per query) beside the JSONL's 40: mMARCO takes 24/64 of batches by size
     mixed = TrainingConfig(train=["mmarco:de,en", str(tiny_train_file)], mmarco_source=str(source))
     from hybridir.training.data import load_training_sources

@@ -54,6 +54,10 @@ _MMARCO_TRIPLES = "data/triples.train.ids.small.tsv"
 _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
+class JsonlError(ValueError):
+    """A JSONL file of training pairs that breaks the format: the message names the line and the fix."""
+
+
 @dataclass(frozen=True, eq=False)  # eq=False: comparing DataFrames field by field is ambiguous
 class ParallelQA:
     """Parallel QA training data: one row per (id, language)."""
@@ -120,16 +124,16 @@ def load_parallel_jsonl(path: str | os.PathLike[str]) -> ParallelQA:
             if rows and (len(row) == 5) != (len(rows[0]) == 5):
                 has = "has" if len(row) == 5 else "has no"
                 first = "does not" if len(row) == 5 else "does"
-                raise ValueError(f"{where}: {has} 'negative' but line 1 {first}; give a negative on every line "
+                raise JsonlError(f"{where}: {has} 'negative' but line 1 {first}; give a negative on every line "
                                  "or on none")
             key = (row[0], row[1])
             if key in seen:
-                raise ValueError(f"{where}: (id, language) = {key} already on line {seen[key]}; keep one line per "
+                raise JsonlError(f"{where}: (id, language) = {key} already on line {seen[key]}; keep one line per "
                                  "id and language")
             seen[key] = number
             rows.append(row)
     if not rows:
-        raise ValueError(f"{path}: the file is empty; write one JSON object per line, e.g. "
+        raise JsonlError(f"{path}: the file is empty; write one JSON object per line, e.g. "
                          '{"id": "q1", "language": "de", "query": "…", "positive": "…"}')
     pairs = pd.DataFrame(rows, columns=list(JSONL_FIELDS[:len(rows[0])]))
     return ParallelQA(name=path.stem, pairs=pairs, checksum=sources.checksum([path]))
@@ -140,39 +144,45 @@ def parse_jsonl_line(raw: bytes, number: int, where: str) -> tuple[str, ...]:
     try:
         text = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # tolerate an editor's byte-order mark
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{where}: not valid UTF-8 ({exc.reason} at byte {exc.start}); save the file as "
+        raise JsonlError(f"{where}: not valid UTF-8 ({exc.reason} at byte {exc.start}); save the file as "
                          "UTF-8") from exc
     if not text.strip():
-        raise ValueError(f"{where}: blank line; remove it (JSONL has one JSON object on every line)")
+        raise JsonlError(f"{where}: blank line; remove it (JSONL has one JSON object on every line)")
     try:
         record = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); write one JSON object "
+        raise JsonlError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); write one JSON object "
                          "per line") from exc
     if not isinstance(record, dict):
-        raise ValueError(f"{where}: expected a JSON object with fields {', '.join(_REQUIRED)}, got "
+        raise JsonlError(f"{where}: expected a JSON object with fields {', '.join(_REQUIRED)}, got "
                          f"{reprlib.repr(record)}")
     unknown = [key for key in record if key not in JSONL_FIELDS]
     if unknown:
-        raise ValueError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(JSONL_FIELDS)}")
+        raise JsonlError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(JSONL_FIELDS)}")
     missing = [key for key in _REQUIRED if key not in record]
     if missing:
-        raise ValueError(f"{where}: missing field(s) {', '.join(map(repr, missing))}; every line needs "
+        raise JsonlError(f"{where}: missing field(s) {', '.join(map(repr, missing))}; every line needs "
                          f"{', '.join(_REQUIRED)}")
     item_id = record["id"]
     if isinstance(item_id, int) and not isinstance(item_id, bool):
         item_id = str(item_id)
     if not (isinstance(item_id, str) and item_id.strip()):
-        raise ValueError(f"{where}: 'id' must be a non-empty string or an integer, got {reprlib.repr(record['id'])}")
+        raise JsonlError(f"{where}: 'id' must be a non-empty string or an integer, got {reprlib.repr(record['id'])}")
     language = record["language"]
     if not isinstance(language, str) or language not in ISO_639_1:
-        raise ValueError(f"{where}: unknown language code {reprlib.repr(language)}; use a lowercase ISO 639-1 "
+        raise JsonlError(f"{where}: unknown language code {reprlib.repr(language)}; use a lowercase ISO 639-1 "
                          "two-letter code such as 'de'")
     texts = [key for key in JSONL_FIELDS[2:] if key in record]
     for key in texts:
         value = record[key]
         if not (isinstance(value, str) and value.strip()):
-            raise ValueError(f"{where}: {key!r} must be a non-empty string, got {reprlib.repr(value)}")
+            raise JsonlError(f"{where}: {key!r} must be a non-empty string, got {reprlib.repr(value)}")
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:  # json.loads accepts "\ud800", which no UTF-8 text can hold
+                raise JsonlError(f"{where}: {key!r} holds an unpaired surrogate escape at character {exc.start}; "
+                                 "write the character itself or its complete surrogate pair") from exc
     return (item_id, language, *(record[key] for key in texts))
 
 
@@ -265,9 +275,9 @@ def load_mmarco(languages: Sequence[str], max_queries: int | None = None,
     languages; the id of an item is the 1-based line number of its triple.
 
     Keeps the first triple of each of the first ``max_queries`` distinct queries (all if None; fewer if the
-    file has fewer), so no two items share a query: the paper counts mMARCO in triples (39.8M, about 80 per
-    query that differ in their negative only), but two triples of one query could never share a batch (their
-    query is the same text), and weighing sources by triples would make nearly every batch an mMARCO one. Each language's collection is scanned until every
+    file has fewer), so no two items share a query: the paper counts mMARCO in triples, many per query that
+    differ in their negative only, but two triples of one query can never share a batch (their query is the
+    same text), so an epoch over triples would repeat each query's positive pair once per triple. Each language's collection is scanned until every
     needed passage is found: from the hub that streams most of a ~3 GB file per language, so for
     repeated use download the files once and pass the folder.
     """

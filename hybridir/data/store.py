@@ -14,7 +14,8 @@ its checks, which are the same here) is converted by :func:`convert_parallel_jso
 
 The conversion reads the file in parts of :data:`LINES_PER_PART` lines, each written to ``parts/`` with the
 byte offset reached, so an interrupted conversion resumes from its last part. Then it sorts, checks that no
-(id, language) repeats, and writes the folder. Opening a converted file takes seconds whatever its size.
+(id, language) repeats, and writes the folder. Opening a converted file costs one read of it (its checksum,
+kept per process) and no parsing.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -36,12 +38,14 @@ from filelock import FileLock
 
 from hybridir import paths
 from hybridir.data import sources
-from hybridir.data.parallel import JSONL_FIELDS, load_mmarco, parse_jsonl_line
+from hybridir.data.parallel import JSONL_FIELDS, MMARCO_LANGUAGES, JsonlError, load_mmarco, parse_jsonl_line
 
 LINES_PER_PART = 200_000
 _BLOCK = 1 << 18  # rows gathered, hashed and written at a time: bounds the memory of a conversion
 _FORMAT = 1
+_MMARCO_READER = 1  # bump when load_mmarco's choice of items changes: its conversions are keyed on the request
 _META = "meta.json"
+_HASH_KEYS = ("hybridir-texts-1", "hybridir-texts-2")  # pandas' hash_array takes 16-byte keys
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,8 +60,8 @@ class ArrowQA:
     item_start: np.ndarray  # int64: item k's rows are item_start[k]:item_start[k + 1]
     language: np.ndarray  # uint8 per row, a code into ``languages``
     languages: tuple[str, ...]
-    # int32 (rows, text columns): equal codes for equal texts (from 64-bit hashes of the texts: a collision,
-    # about 1 in 10^10 for 10M texts, only keeps two different texts out of one batch)
+    # int32 (rows, text columns): equal codes for equal texts, from two independent 64-bit hashes of each text
+    # (a 128-bit key: two different texts sharing one is practically impossible)
     text_codes: np.ndarray
 
     @property
@@ -86,8 +90,9 @@ class ArrowQA:
             raise ValueError(f"training source {self.name!r} has no pairs in {', '.join(missing)}; its languages are "
                              f"{', '.join(self.languages)}")
         kept_languages = tuple(sorted(languages))
+        checksum = f"{self.checksum}:languages={'+'.join(kept_languages)}"  # as restrict_languages' for a DataFrame
         if kept_languages == self.languages:
-            return self
+            return replace(self, checksum=checksum)
         wanted = np.zeros(len(self.languages), dtype=bool)
         wanted[[self.languages.index(lang) for lang in kept_languages]] = True
         kept = np.flatnonzero(wanted[self.language])
@@ -96,13 +101,14 @@ class ArrowQA:
         counts = counts[counts > 0]
         folder = Path(self.rows.cache_files[0]["filename"]).parent
         target = folder / f"rows-{'+'.join(kept_languages)}-{len(self.rows.column_names)}.arrow"
-        if not target.is_file():
-            _write_rows(self.rows.data.table, kept, target)
+        with FileLock(str(target) + ".lock"):  # DDP ranks restricting one source: one writes
+            if not target.is_file():
+                _write_rows(self.rows.data.table, kept, target)
         remap = np.cumsum(wanted) - 1  # old language code -> new
         return replace(self, rows=_open_rows(target, self.rows.column_names),
                        item_start=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
                        language=remap[self.language[kept]].astype(np.uint8), languages=kept_languages,
-                       text_codes=_renumbered(self.text_codes[kept]), checksum=f"{self.checksum}:languages={'+'.join(kept_languages)}")
+                       text_codes=_renumbered(self.text_codes[kept]), checksum=checksum)
 
 
 def convert_parallel_jsonl(path: str | os.PathLike[str], cache: Path | None = None) -> ArrowQA:
@@ -112,17 +118,27 @@ def convert_parallel_jsonl(path: str | os.PathLike[str], cache: Path | None = No
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist; pass a JSONL file of id, language, query, positive[, "
                                 "negative]")
-    checksum = sources.checksum([path])
+    stat = path.stat()
+    checksum = _file_checksum(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     folder = (cache or paths.cache_dir() / "pairs") / f"{path.stem}-{checksum[:16]}"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder) + ".lock"):  # DDP ranks, or two runs, converting one file: one converts
         if not (folder / _META).is_file():
+            folder.mkdir(exist_ok=True)
             try:
                 _convert(path, folder, checksum)
-            except ValueError:  # the file itself is wrong: a fixed file has another checksum and folder
+            except JsonlError:  # the file itself is wrong: a fixed file has another checksum and folder
                 shutil.rmtree(folder, ignore_errors=True)
                 raise
+        shutil.rmtree(folder / "parts", ignore_errors=True)  # left if a conversion stopped after its meta.json
     return open_converted(folder)
+
+
+@lru_cache(maxsize=32)
+def _file_checksum(path: str, _size: int, _modified: int) -> str:
+    """sha256 of a file, once per process while its size and modification time stay: every stage of an
+    experiment keys its run on its training data's checksum."""
+    return sources.checksum([path])
 
 
 def open_converted(folder: Path) -> ArrowQA:
@@ -164,7 +180,7 @@ def _convert(path: Path, folder: Path, checksum: str) -> None:
             elif len(row) != progress["fields"]:
                 has = "has" if len(row) == 5 else "has no"
                 first = "does not" if len(row) == 5 else "does"
-                raise ValueError(f"{path}: line {number}: {has} 'negative' but line 1 {first}; give a negative on "
+                raise JsonlError(f"{path}: line {number}: {has} 'negative' but line 1 {first}; give a negative on "
                                  "every line or on none")
             rows.append(row)
             lines.append(number)
@@ -177,7 +193,7 @@ def _convert(path: Path, folder: Path, checksum: str) -> None:
             _write_part(parts, rows, lines, progress, progress_file)
             bar.update(progress["offset"] - bar.n)
     if progress["line"] == 0:
-        raise ValueError(f"{path}: the file is empty; write one JSON object per line, e.g. "
+        raise JsonlError(f"{path}: the file is empty; write one JSON object per line, e.g. "
                          '{"id": "q1", "language": "de", "query": "…", "positive": "…"}')
     table = pa.concat_tables(pa.ipc.open_file(pa.memory_map(str(parts / f"part-{n:05d}.arrow"))).read_all()
                              for n in range(progress["parts"]))
@@ -193,16 +209,23 @@ def convert_mmarco(languages: Sequence[str], max_queries: int | None = None, sou
 
     The cache key is the request (source, languages, items) and, for a local folder, its files' sizes and
     modification times; the content checksum is the one ``load_mmarco`` computes. A hub dataset is read once
-    per key: delete ``<cache>/pairs/mmarco-*`` to read a changed one again."""
-    key = {"source": source, "languages": sorted(languages), "max_queries": max_queries}
-    if Path(source).is_dir():
-        key["files"] = sorted((str(f.relative_to(source)), f.stat().st_size, f.stat().st_mtime_ns)
-                              for f in Path(source).rglob("*.tsv"))
+    per key: delete ``<cache>/pairs/mmarco-*`` to read a changed one again. The reading is not resumable (an
+    interrupted one starts over) and holds the chosen items' texts in memory once, as ``load_mmarco`` does."""
+    key = {"reader": _MMARCO_READER, "source": source, "languages": sorted(languages), "max_queries": max_queries}
+    if Path(source).is_dir():  # the files load_mmarco reads for these languages, as they are now
+        root = Path(source).resolve()
+        files = ["data/triples.train.ids.small.tsv"] + [
+            f"data/google/{folder}/{MMARCO_LANGUAGES[lang]}_{suffix}" for lang in sorted(languages)
+            for folder, suffix in (("queries/train", "queries.train.tsv"), ("collections", "collection.tsv"))]
+        key["source"] = str(root)
+        key["files"] = [(name, (root / name).stat().st_size, (root / name).stat().st_mtime_ns)
+                        for name in files if (root / name).is_file()]
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     folder = (cache or paths.cache_dir() / "pairs") / f"mmarco-{digest}"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder) + ".lock"):
         if not (folder / _META).is_file():
+            folder.mkdir(exist_ok=True)
             try:
                 data = load_mmarco(languages, max_queries, source=source)
                 table = pa.Table.from_pandas(data.pairs, preserve_index=False).append_column(
@@ -227,7 +250,7 @@ def _finish(table: pa.Table, folder: Path, about: dict, where: str) -> None:
         key = (ids[int(repeated[0])].as_py(), languages[int(repeated[0])].as_py())
         first, second = sorted(gather(table.select(["line"]), order[int(repeated[0]):int(repeated[0]) + 2])
                                .column("line").to_pylist())
-        raise ValueError(f"{where}{second}: (id, language) = {key} already on line {first}; keep one line per id "
+        raise JsonlError(f"{where}{second}: (id, language) = {key} already on line {first}; keep one line per id "
                          "and language")
     fields = [name for name in JSONL_FIELDS if name in table.column_names]
     _write_rows(table.select(fields), order, folder / "rows.arrow")
@@ -246,7 +269,7 @@ def _write_part(parts: Path, rows: list[tuple[str, ...]], lines: list[int], prog
                 progress_file: Path) -> None:
     """One part of parsed lines, then the progress that points past it (a crash between the two rewrites it)."""
     columns = list(zip(*rows))
-    table = pa.table({**{name: pa.array(values, pa.string()) for name, values in zip(JSONL_FIELDS, columns)},
+    table = pa.table({**{name: pa.array(values, pa.large_string()) for name, values in zip(JSONL_FIELDS, columns)},
                       "line": pa.array(lines, pa.int64())})
     target = parts / f"part-{progress['parts']:05d}.arrow"
     with pa.OSFile(str(target) + ".tmp", "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
@@ -274,6 +297,8 @@ def gather(table: pa.Table, rows: np.ndarray) -> pa.Table:
     batches = table.to_batches()
     offsets = np.cumsum([0] + [batch.num_rows for batch in batches])
     rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) and (rows.min() < 0 or rows.max() >= table.num_rows):
+        raise IndexError(f"rows {rows.min()}..{rows.max()} asked of a table of {table.num_rows} rows")
     which = np.searchsorted(offsets, rows, side="right") - 1
     by_batch = np.argsort(which, kind="stable")
     grouped = rows[by_batch]
@@ -293,16 +318,20 @@ def _open_rows(path: Path, columns: list[str]) -> Dataset:
 
 
 def _text_codes(texts: pa.Table, order: np.ndarray) -> np.ndarray:
-    """Dense int32 codes of the texts in ``order``, one column per text column, equal for equal strings: 64-bit
-    hashes taken a block at a time (pyarrow's dictionary encoding would hold every distinct text in memory)."""
-    hashes = np.empty((len(order), texts.num_columns), dtype=np.uint64)
+    """Dense int32 codes of the texts in ``order``, one column per text column, equal for equal strings: each
+    text's two 64-bit hashes (independent keys) are factorized apart and their codes together, a block of rows at
+    a time (pyarrow's dictionary encoding would hold every distinct text in memory)."""
+    hashes = np.empty((len(_HASH_KEYS), len(order), texts.num_columns), dtype=np.uint64)
     for start in range(0, len(order), _BLOCK):
         block = gather(texts, order[start:start + _BLOCK])
         for column in range(texts.num_columns):
             values = block.column(column).to_numpy(zero_copy_only=False)
-            hashes[start:start + len(values), column] = pd.util.hash_array(values, categorize=False)
-    codes, _ = pd.factorize(hashes.ravel())
-    return codes.astype(np.int32).reshape(hashes.shape)
+            for k, key in enumerate(_HASH_KEYS):
+                hashes[k, start:start + len(values), column] = pd.util.hash_array(values, hash_key=key,
+                                                                                  categorize=False)
+    first, second = (pd.factorize(h.ravel())[0].astype(np.int64) for h in hashes)
+    codes, _ = pd.factorize(first * (int(second.max(initial=0)) + 1) + second)
+    return codes.astype(np.int32).reshape(hashes.shape[1:])
 
 
 def _renumbered(codes: np.ndarray) -> np.ndarray:

@@ -8,8 +8,8 @@ slot with the passage (and negative) of the passage-language slot; an X-X pair r
 :class:`PairTable` (per-slot integer arrays: which item, which language, codes for the texts). The sampler reads
 only the table and hands the trainer one :class:`PairIndex` per pair, which the dataset resolves to texts when
 the batch is read. Memory grows with slots (items × languages), never with language pairs: XQuAD-R is 13,090
-slots where a row per (item, query language, passage language) was 144k, and mMARCO's 39.8M items in 7 languages
-would be 279M slots rather than 1.95 billion rows.
+slots where a row per (item, query language, passage language) was 144k, and mMARCO's 39.8M triples in 7 languages,
+were each an item, would be 279M slots rather than 1.95 billion rows.
 
 sentence-transformers tokenizes every non-label column and hands it to the loss, so the dataset holds exactly
 ``query, passage[, negative]``; which source, item and language a slot has lives in the table.
@@ -261,8 +261,8 @@ def build_pair_dataset(sources: Sequence[ParallelQA | ArrowQA]) -> tuple[PairDat
         source_start=np.concatenate([[0], np.cumsum([len(part.item_counts) for part in parts])]).astype(np.int64),
         sources=tuple(names), languages=languages,
         item_ids=np.concatenate([np.asarray(part.item_ids, dtype=object) for part in parts]),
-        text_codes=np.concatenate([part.text_codes.astype(code_type) + offset
-                                   for part, offset in zip(parts, code_offsets)]))
+        text_codes=np.concatenate([part.text_codes.astype(code_type) + code_type(offset)  # a NumPy int64 offset
+                                   for part, offset in zip(parts, code_offsets)]))       # would widen the codes
     slots = parts[0].slots if len(parts) == 1 else concatenate_datasets([part.slots for part in parts])
     return PairDataset.of(slots, table), table
 

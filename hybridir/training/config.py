@@ -74,7 +74,7 @@ class TrainingConfig:
         check_batch_size(self.batch_size)
         check_precision(self.precision)  # the machine's side (fp16 needs a GPU) is checked by train(), before any write
         if not self.train:
-            raise ValueError("no training data: pass --train xquad-r, mlqa-r or a JSONL file")
+            raise ValueError("no training data: pass --train xquad-r, mlqa-r, mmarco or a JSONL file")
         for source in self.train:
             if source == MMARCO or source.startswith(MMARCO + ":"):
                 mmarco_languages(source)  # raises on a bad language list

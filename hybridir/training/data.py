@@ -19,7 +19,9 @@ VALIDATION_SEED = 0  # every run validates on the same pairs, whatever its own s
 
 
 def load_training_sources(config: TrainingConfig) -> list[ParallelQA | ArrowQA]:
-    """Each ``--train`` source, restricted to ``--train-languages`` when given."""
+    """Each ``--train`` source, restricted to ``--train-languages`` when given; a JSONL file and mMARCO
+    converted once into the Arrow cache. Where some sources have hard negatives and others not, none keeps
+    them (the trainer's rows share their columns), with a warning."""
     sources = []
     for name in config.train:
         if name in LAREQA_DATASETS:
