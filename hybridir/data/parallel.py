@@ -121,11 +121,8 @@ def load_parallel_jsonl(path: str | os.PathLike[str]) -> ParallelQA:
         for number, raw in enumerate(handle, start=1):
             where = f"{path}: line {number}"
             row = parse_jsonl_line(raw, number, where)
-            if rows and (len(row) == 5) != (len(rows[0]) == 5):
-                has = "has" if len(row) == 5 else "has no"
-                first = "does not" if len(row) == 5 else "does"
-                raise JsonlError(f"{where}: {has} 'negative' but line 1 {first}; give a negative on every line "
-                                 "or on none")
+            if rows and len(row) != len(rows[0]):
+                raise negative_mismatch(where, has_negative=len(row) == len(JSONL_FIELDS))
             key = (row[0], row[1])
             if key in seen:
                 raise JsonlError(f"{where}: (id, language) = {key} already on line {seen[key]}; keep one line per "
@@ -137,6 +134,12 @@ def load_parallel_jsonl(path: str | os.PathLike[str]) -> ParallelQA:
                          '{"id": "q1", "language": "de", "query": "…", "positive": "…"}')
     pairs = pd.DataFrame(rows, columns=list(JSONL_FIELDS[:len(rows[0])]))
     return ParallelQA(name=path.stem, pairs=pairs, checksum=sources.checksum([path]))
+
+
+def negative_mismatch(where: str, has_negative: bool) -> JsonlError:
+    """The error of a line that gives a negative where line 1 gives none, or the other way round."""
+    has, first = ("has", "does not") if has_negative else ("has no", "does")
+    return JsonlError(f"{where}: {has} 'negative' but line 1 {first}; give a negative on every line or on none")
 
 
 def parse_jsonl_line(raw: bytes, number: int, where: str) -> tuple[str, ...]:

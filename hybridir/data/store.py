@@ -38,7 +38,9 @@ from filelock import FileLock
 
 from hybridir import paths
 from hybridir.data import sources
-from hybridir.data.parallel import JSONL_FIELDS, MMARCO_LANGUAGES, JsonlError, load_mmarco, parse_jsonl_line
+from hybridir.data.parallel import (JSONL_FIELDS, MMARCO_LANGUAGES, JsonlError, load_mmarco, negative_mismatch,
+                                    parse_jsonl_line)
+from hybridir.provenance import write_json
 
 LINES_PER_PART = 200_000
 _BLOCK = 1 << 18  # rows gathered, hashed and written at a time: bounds the memory of a conversion
@@ -178,10 +180,7 @@ def _convert(path: Path, folder: Path, checksum: str) -> None:
             if progress["fields"] is None:
                 progress["fields"] = len(row)
             elif len(row) != progress["fields"]:
-                has = "has" if len(row) == 5 else "has no"
-                first = "does not" if len(row) == 5 else "does"
-                raise JsonlError(f"{path}: line {number}: {has} 'negative' but line 1 {first}; give a negative on "
-                                 "every line or on none")
+                raise negative_mismatch(f"{path}: line {number}", has_negative=len(row) == len(JSONL_FIELDS))
             rows.append(row)
             lines.append(number)
             progress["offset"] += len(raw)
@@ -259,10 +258,10 @@ def _finish(table: pa.Table, folder: Path, about: dict, where: str) -> None:
     np.save(folder / "item_start.npy", np.append(starts, len(table)).astype(np.int64))
     np.save(folder / "language.npy", pc.index_in(languages, value_set=pa.array(language_list)).to_numpy()
             .astype(np.uint8))
-    np.save(folder / "text_codes.npy", _text_codes(table.select(fields[2:]), order))
+    np.save(folder / "text_codes.npy", _text_codes(folder / "rows.arrow", fields[2:], len(table)))
     meta = {"format": _FORMAT, **about, "fields": len(fields), "languages": language_list, "rows": len(table),
             "items": len(starts)}
-    _write_atomically(folder / _META, json.dumps(meta, indent=1))
+    write_json(folder / _META, meta)
 
 
 def _write_part(parts: Path, rows: list[tuple[str, ...]], lines: list[int], progress: dict,
@@ -276,7 +275,7 @@ def _write_part(parts: Path, rows: list[tuple[str, ...]], lines: list[int], prog
         writer.write_table(table)
     os.replace(str(target) + ".tmp", target)
     progress["parts"] += 1
-    _write_atomically(progress_file, json.dumps(progress))
+    write_json(progress_file, progress)
 
 
 def _write_rows(table: pa.Table, order: np.ndarray, target: Path) -> None:
@@ -317,18 +316,19 @@ def _open_rows(path: Path, columns: list[str]) -> Dataset:
     return rows
 
 
-def _text_codes(texts: pa.Table, order: np.ndarray) -> np.ndarray:
-    """Dense int32 codes of the texts in ``order``, one column per text column, equal for equal strings: each
-    text's two 64-bit hashes (independent keys) are factorized apart and their codes together, a block of rows at
-    a time (pyarrow's dictionary encoding would hold every distinct text in memory)."""
-    hashes = np.empty((len(_HASH_KEYS), len(order), texts.num_columns), dtype=np.uint64)
-    for start in range(0, len(order), _BLOCK):
-        block = gather(texts, order[start:start + _BLOCK])
-        for column in range(texts.num_columns):
-            values = block.column(column).to_numpy(zero_copy_only=False)
+def _text_codes(rows_file: Path, columns: list[str], n_rows: int) -> np.ndarray:
+    """Dense int32 codes of the text ``columns`` of a written rows file, row by row, equal for equal strings: each
+    text's two 64-bit hashes (independent keys) are factorized apart and their codes together. The file is read
+    in order, a record batch at a time (pyarrow's dictionary encoding would hold every distinct text in memory)."""
+    hashes = np.empty((len(_HASH_KEYS), n_rows, len(columns)), dtype=np.uint64)
+    start = 0
+    for batch in pa.ipc.open_stream(pa.memory_map(str(rows_file))):
+        for column, name in enumerate(columns):
+            values = batch.column(name).to_numpy(zero_copy_only=False)
             for k, key in enumerate(_HASH_KEYS):
-                hashes[k, start:start + len(values), column] = pd.util.hash_array(values, hash_key=key,
-                                                                                  categorize=False)
+                hashes[k, start:start + batch.num_rows, column] = pd.util.hash_array(values, hash_key=key,
+                                                                                      categorize=False)
+        start += batch.num_rows
     first, second = (pd.factorize(h.ravel())[0].astype(np.int64) for h in hashes)
     codes, _ = pd.factorize(first * (int(second.max(initial=0)) + 1) + second)
     return codes.astype(np.int32).reshape(hashes.shape[1:])
@@ -337,9 +337,3 @@ def _text_codes(texts: pa.Table, order: np.ndarray) -> np.ndarray:
 def _renumbered(codes: np.ndarray) -> np.ndarray:
     """Codes numbered again from 0 in order of first appearance, as a conversion numbers them."""
     return pd.factorize(codes.ravel())[0].astype(np.int32).reshape(codes.shape)
-
-
-def _write_atomically(target: Path, text: str) -> None:
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, target)
