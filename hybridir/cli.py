@@ -70,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
                                 "instead of the preset's (paper: mmarco): mmarco[:LANGS] or FILE.jsonl; none for "
                                 "LAReQA alone")
     reproduce.add_argument("--mmarco-source", help="mMARCO's hub dataset id or a local folder in the hub's layout")
+    reproduce.add_argument("--miracl-corpus", help="MIRACL's passages (paper preset): a hub dataset id or a local "
+                                                   "folder in the hub's layout")
     reproduce.add_argument("--work", type=Path, help="models and checkpoints (default: the cache's runs/PRESET)")
     reproduce.add_argument("--jobs", type=int, default=1,
                            help="runs at once, each with an equal share of the CPU threads (2 on 2 cores: more "
@@ -142,11 +144,12 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from hybridir.experiment.design import preset_with_model, preset_with_training_data
+    from hybridir.experiment.design import preset_with_miracl_corpus, preset_with_model, preset_with_training_data
     from hybridir.experiment.runner import reproduce
 
     preset = preset_with_model(preset_part(args.preset, "experiment"), args.model, args.model_path)
     preset = preset_with_training_data(preset, args.also_train, args.mmarco_source)
+    preset = preset_with_miracl_corpus(preset, args.miracl_corpus)
     output = args.output or Path("results") / args.preset
     record = reproduce(preset, output, work=args.work, jobs=args.jobs)
     cached = sum(stage["cached"] for stage in record["stages"])

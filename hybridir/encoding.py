@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -142,6 +144,107 @@ def _encode_now(model: ModelSpec, texts: list[Text], role: Role, batch_size: int
         batch = encoder.encode([inputs[i] for i in rows], prompt_name=role, batch_size=len(rows),
                                convert_to_tensor=True, show_progress_bar=False)
         vectors[rows] = torch.nn.functional.normalize(batch.float(), dim=-1).numpy()
+    return vectors
+
+
+def encoding_devices(devices: Sequence[str] | None) -> list[str]:
+    """The devices that encode a large corpus: ``devices`` checked, or by default every GPU where there are
+    several, else this process alone (``[]``). Each device is ``cpu`` or ``cuda:N`` of this machine."""
+    import torch
+
+    gpus = torch.cuda.device_count()
+    if devices is None:
+        return [f"cuda:{i}" for i in range(gpus)] if gpus > 1 else []
+    choices = ", ".join(["cpu", *(f"cuda:{i}" for i in range(gpus))])
+    for device in devices:
+        if device != "cpu" and device not in {f"cuda:{i}" for i in range(gpus)}:
+            raise ValueError(f"--encode-devices: {device!r} is not a device of this machine ({gpus} GPUs); "
+                             f"give some of: {choices}")
+    return list(devices)
+
+
+@contextmanager
+def encoding_pool(model: ModelSpec, devices: Sequence[str]) -> Iterator[dict | None]:
+    """sentence-transformers' multi-process pool with one worker per device (``["cuda:0", "cuda:1"]``,
+    ``["cpu", "cpu"]``), or None, meaning this process (on the one device given, if any), for fewer than two.
+    CPU workers share this machine's threads equally: each would otherwise start one thread per core, and they
+    would slow one another."""
+    if not devices:
+        yield None
+        return
+    if model.engine != "torch":
+        raise ValueError(f"--encode-devices runs the torch engine, not {model.engine}; pass --engine torch")
+    encoder = _encoder(model)
+    home = encoder.device
+    if len(devices) == 1:
+        encoder.to(devices[0])
+        try:
+            yield None
+        finally:
+            encoder.to(home)
+        return
+    import signal
+    import threading
+
+    import torch
+
+    cpu_workers = sum(device == "cpu" for device in devices)
+    threads = str(max(1, torch.get_num_threads() // max(1, cpu_workers)))
+    previous = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = threads  # read by each spawned worker's torch at import
+    try:
+        pool = encoder.start_multi_process_pool(list(devices))
+    except BaseException:
+        encoder.to(home)  # starting the pool moves the model to the CPU first
+        raise
+    finally:
+        if previous is None:
+            del os.environ["OMP_NUM_THREADS"]
+        else:
+            os.environ["OMP_NUM_THREADS"] = previous
+    # A plain `kill` (SIGTERM) would end this process without stopping the workers, which wait on their queue
+    # holding a GPU each: made an exit that runs the `finally` below. (SIGKILL cannot be caught.)
+    main_thread = threading.current_thread() is threading.main_thread()
+    terminate = signal.signal(signal.SIGTERM, _exit_on_sigterm) if main_thread else None
+    try:
+        yield pool
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, terminate)
+        encoder.stop_multi_process_pool(pool)
+        encoder.to(home)  # starting the pool moved the model to the CPU
+
+
+def _exit_on_sigterm(signum: int, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
+def encode_in_chunks(model: ModelSpec, texts: Sequence[str], role: Role, *, batch_size: int, chunk_size: int,
+                     pool: dict | None = None, done: Callable[[int], None] | None = None) -> np.ndarray:
+    """L2-normalised float32 embeddings of ``texts`` in input order, ``chunk_size`` texts (of similar token
+    counts) per ``encode`` call, in this process or as one task of ``pool``: the same chunks either way, so one
+    process and several on one kind of device compute the same batches (on this machine's CPU: the same vectors
+    to the bit, tests/test_corpus_search.py). ``done(n)`` is called as each n texts are encoded."""
+    import torch
+
+    if chunk_size < batch_size:
+        raise ValueError(f"chunk_size ({chunk_size}) must hold at least one batch ({batch_size})")
+    encoder = _encoder(model)
+    order = np.argsort(-_token_counts(encoder, list(texts), role), kind="stable")
+    ordered = [texts[i] for i in order]
+    options = dict(prompt_name=role, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False)
+    # A pool gets as many chunks at a time as keep every worker busy twice over, so progress comes in steps.
+    step = chunk_size * (2 * len(pool["processes"]) if pool else 1)
+    vectors = np.empty((len(ordered), encoder.get_embedding_dimension()), dtype=np.float32)
+    for start in range(0, len(ordered), step):
+        block = ordered[start:start + step]
+        if pool is None:
+            encoded = encoder.encode(block, **options)
+        else:
+            encoded = encoder.encode(block, pool=pool, chunk_size=chunk_size, **options)
+        vectors[order[start:start + len(block)]] = torch.nn.functional.normalize(encoded.float().cpu(), dim=-1).numpy()
+        if done:
+            done(len(block))
     return vectors
 
 

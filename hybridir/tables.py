@@ -137,3 +137,59 @@ def miracl_beside_the_paper(metric: str, ours: dict[str, pd.DataFrame] | None = 
     table.columns.names = ["", "strategy"]
     table.index.name = "query language"
     return table
+
+
+def miracl_cost(bench_output: Path | str) -> dict:
+    """The figures of ``bench/bench_miracl_scale.py``'s committed output: ``memory`` ((path, passages) -> peak
+    RSS in GB), ``cpu`` (processes -> passages/s of the offline model), ``gpu`` (GPUs -> passages/s; empty
+    where the machine had none) and ``hardware``."""
+    import re
+
+    figures: dict = {"memory": {}, "cpu": {}, "gpu": {}, "hardware": {}}
+    for line in Path(bench_output).read_text().splitlines():
+        if line.startswith("# hardware: "):
+            figures["hardware"] = json.loads(line.removeprefix("# hardware: "))
+        elif match := re.fullmatch(r"(sharded|in-memory)\s+([\d,]+) passages (\{.*\})", line):
+            figures["memory"][match[1], int(match[2].replace(",", ""))] = json.loads(match[3])["peak_rss_gb"]
+        elif match := re.fullmatch(r"(\d+) (process(?:es)?|GPUs?): (\{.*?\})(;.*)?", line):
+            kind = "cpu" if match[2].startswith("process") else "gpu"
+            figures[kind][int(match[1])] = json.loads(match[3])["passages_per_second"]
+    if not figures["memory"] or not figures["cpu"]:
+        raise ValueError(f"{bench_output} holds no memory or throughput lines of bench/bench_miracl_scale.py; "
+                         "run it again")
+    return figures
+
+
+def miracl_cost_note(bench_output: Path | str, models: int = 6) -> str:
+    """What the paper's Tables 12-13 cost (``models`` models over its 15 languages' passages), in Markdown, from
+    the benchmark's output: memory at two corpus sizes, then encoding time per model on the measured hardware."""
+    from hybridir.data.miracl import MIRACL_PASSAGES
+    from hybridir.presets import PAPER_MIRACL_LANGUAGES
+
+    cost = miracl_cost(bench_output)
+    passages = sum(MIRACL_PASSAGES[lang] for lang in PAPER_MIRACL_LANGUAGES)
+    sizes = sorted({size for _, size in cost["memory"]})
+    small, large = sizes[0], sizes[-1]
+    growth = {path: cost["memory"][path, large] / cost["memory"][path, small] for path in ("sharded", "in-memory")}
+    machine = f"{cost['hardware'].get('processor', 'this CPU')} ({cost['hardware'].get('cpu_count', '?')} cores)"
+    cpu = ", ".join(f"{rate:.1f} passages/s on {n} process{'es' if n > 1 else ''}" for n, rate in cost["cpu"].items())
+    best = max(cost["cpu"].values())
+    lines = [
+        f"**Memory.** From {small:,} to {large:,} passages, the sharded search's peak resident memory went from "
+        f"{cost['memory']['sharded', small]:.2f} to {cost['memory']['sharded', large]:.2f} GB "
+        f"(×{growth['sharded']:.2f}); "
+        f"the in-memory search's from {cost['memory']['in-memory', small]:.2f} to "
+        f"{cost['memory']['in-memory', large]:.2f} GB (×{growth['in-memory']:.2f}).",
+        f"**Time on a CPU.** The offline multilingual-e5-small encoded Wikipedia paragraphs on {machine} at {cpu}: "
+        f"the paper's {passages:,} passages would take {passages / best / 86400:,.0f} days per model, "
+        f"{models * passages / best / 86400:,.0f} days for its {models} models: Tables 12–13 are a GPU job.",
+    ]
+    if cost["gpu"]:
+        gpu = ", ".join(f"{models * passages / rate / 3600:,.1f} h on {n} GPU{'s' if n > 1 else ''} "
+                        f"({rate:,.0f} passages/s)" for n, rate in cost["gpu"].items())
+        lines.append(f"**Time on GPUs.** An XLM-R-base-shaped model, {models} models: {gpu}.")
+    else:
+        lines.append("**Time on GPUs.** Not measured yet: the benchmark ran on a machine without one. "
+                     "`python bench/bench_miracl_scale.py` on a GPU machine measures it (per GPU count) and this "
+                     "paragraph reads the committed output.")
+    return "\n\n".join(lines)

@@ -35,6 +35,13 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
     (["--dataset", "mlqa-r", "--corpus-dataset", "scifact"], "--corpus-dataset does not apply"),
     (["--dataset", "scifact", "--subset-seed", "3"], "--subset-seed does not apply"),
     (["--dataset", "scifact", "--corpus-dataset", "nosuch"], "--corpus-dataset nosuch is neither one of"),
+    (["--dataset", "scifact", "--trec-runs"], "--trec-runs does not apply to --dataset scifact"),
+    (["--dataset", "xquad-r", "--encode-devices", "cpu", "cpu"], "--encode-devices does not apply"),
+    (["--dataset", "scifact", "--corpus-shard-size", "100"], "--corpus-shard-size does not apply"),
+    (["--dataset", "miracl", "--corpus-shard-size", "0"], "--corpus-shard-size must be a positive number"),
+    (["--dataset", "miracl", "--languages", "sw", "xx"], "MIRACL has no dev language 'xx'"),
+    (["--dataset", "miracl", "--languages", "yo", "--encode-devices", "cuda:7"],
+     "'cuda:7' is not a device of this machine"),
 ])
 def test_bad_arguments_give_one_line_errors(capsys, tmp_path, args, message):
     code, _, err = run_cli(capsys, "evaluate", "--output", str(tmp_path / "out"), *args)
@@ -128,8 +135,9 @@ def test_evaluate_miracl_with_a_local_corpus_in_hub_layout(capsys, tmp_path, tin
             handle.write(json.dumps({"docid": doc, "title": "Àkọlé", "text": f"Ọ̀rọ̀ {doc}"}) + "\n")
     code, stdout, _ = run_cli(capsys, "evaluate", "--dataset", "miracl", "--languages", "yo", "--model",
                               "xlm-roberta-base", "--model-path", str(tiny_xlmr_folder), "--miracl-corpus",
-                              str(tmp_path / "corpus"), "--output", str(tmp_path / "out"))
+                              str(tmp_path / "corpus"), "--trec-runs", "--output", str(tmp_path / "out"))
     assert code == 0 and "Median" in stdout
+    assert len((tmp_path / "out" / "runs" / "miracl-yo.trec").read_text().splitlines()) == 119 * 40
     tidy = pd.read_csv(tmp_path / "out" / "tidy.csv")
     assert set(tidy.metric) == {"ndcg@10", "recall@100"}
     assert tidy.n_queries.iloc[0] == 119  # every yo dev topic is judged

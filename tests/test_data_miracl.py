@@ -5,14 +5,17 @@ from __future__ import annotations
 import gzip
 import json
 import re
+from pathlib import Path
 
 import datasets
 import huggingface_hub.constants
 import pytest
 
 from hybridir import paths
-from hybridir.data import miracl
-from hybridir.data.miracl import MIRACL_LANGUAGES, load_miracl_corpus, load_miracl_qrels, load_miracl_topics
+from hybridir.data.miracl import (
+    MIRACL_LANGUAGES, count_miracl_passages, load_miracl_qrels, load_miracl_topics, miracl_corpus_files,
+    stream_miracl_corpus,
+)
 
 DEV_TOPICS = {"ar": 2896, "bn": 411, "de": 305, "en": 799, "es": 648, "fa": 632, "fi": 1271, "fr": 343, "hi": 350,
               "id": 960, "ja": 860, "ko": 213, "ru": 1252, "sw": 482, "te": 828, "th": 733, "yo": 119, "zh": 393}
@@ -34,7 +37,7 @@ def test_topics_and_qrels(lang):
 
 
 def test_unknown_language():
-    for load in (load_miracl_topics, load_miracl_qrels, load_miracl_corpus):
+    for load in (load_miracl_topics, load_miracl_qrels, miracl_corpus_files, count_miracl_passages):
         with pytest.raises(ValueError, match="MIRACL has no dev language 'xx'; choose from: ar, bn, de"):
             load("xx")
 
@@ -77,35 +80,68 @@ def corpus_dir(tmp_path):
     return root
 
 
-def test_local_corpus(corpus_dir):
-    corpus = load_miracl_corpus("sw", corpus_dir)
-    assert isinstance(corpus, datasets.Dataset)
-    assert corpus.column_names == ["docid", "title", "text"]
-    assert corpus["docid"] == ["1#0", "1#1", "7#0"]
-    assert load_miracl_corpus("sw", str(corpus_dir))["text"][2] == "Tanzania ni nchi."
+def _read(lang, source, batch_size=2):
+    return list(stream_miracl_corpus(lang, source, batch_size))
+
+
+def test_local_corpus_streams_in_batches_in_file_order(corpus_dir):
+    _shard(corpus_dir / "miracl-corpus-v1.0-sw" / "docs-10.jsonl.gz",
+           [{"docid": "9#0", "title": "Uganda", "text": "Uganda ni nchi.", "extra": 4}])
+    batches = _read("sw", corpus_dir)
+    assert [len(b["docid"]) for b in batches] == [2, 2]
+    assert all(list(b) == ["docid", "title", "text"] for b in batches)  # the extra field is dropped
+    # Files sorted as text, as datasets sorts the hub's: a local copy and the hub cut the same shards.
+    assert [d for b in batches for d in b["docid"]] == ["1#0", "1#1", "9#0", "7#0"]
+    assert batches[1]["text"] == ["Uganda ni nchi.", "Tanzania ni nchi."]
+    assert _read("sw", str(corpus_dir), batch_size=16)[0]["docid"] == ["1#0", "1#1", "9#0", "7#0"]
+    assert [Path(f).name for f in miracl_corpus_files("sw", corpus_dir)] == [
+        "docs-0.jsonl.gz", "docs-1.jsonl.gz", "docs-10.jsonl.gz"]
+
+
+def test_passages_are_counted_in_a_local_folder_and_published_for_the_hub(corpus_dir):
+    assert count_miracl_passages("sw", corpus_dir) == 3
+    assert count_miracl_passages("fr") == 14_636_953  # the paper's Table 11, read nowhere
+    assert count_miracl_passages("yo") is None and count_miracl_passages("sw", "someone/mirror") is None
 
 
 def test_local_corpus_without_the_language(corpus_dir):
     with pytest.raises(FileNotFoundError, match=r"no miracl-corpus-v1.0-yo/docs-\*.jsonl.gz under .*miracl-corpus"):
-        load_miracl_corpus("yo", corpus_dir)
+        _read("yo", corpus_dir)
 
 
 def test_local_corpus_missing_a_field(tmp_path):
     _shard(tmp_path / "miracl-corpus-v1.0-yo" / "docs-0.jsonl.gz", [{"docid": "1#0", "text": "no title"}])
     with pytest.raises(ValueError, match=r"the yo corpus from .* lacks the fields \['title'\]"):
-        load_miracl_corpus("yo", tmp_path)
+        _read("yo", tmp_path)
 
 
-def test_hub_corpus_reads_the_hub_layout(monkeypatch):
+def test_a_passage_without_text_is_refused_naming_it(tmp_path):
+    _shard(tmp_path / "miracl-corpus-v1.0-yo" / "docs-0.jsonl.gz",
+           [{"docid": "1#0", "title": "t", "text": "x"}, {"docid": "1#1", "title": "t", "text": None}])
+    with pytest.raises(ValueError, match=r"has a passage \('1#1'\) without a text; each JSON line needs"):
+        _read("yo", tmp_path)
+
+
+def test_a_damaged_local_file_fails_in_one_line_naming_the_files(tmp_path):
+    path = tmp_path / "miracl-corpus-v1.0-yo" / "docs-0.jsonl.gz"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(gzip.compress(b'{"docid": "1#0", "title": "t", "text": "x"}\n') + b"not gzip")
+    with pytest.raises(ValueError, match=r"^could not read the yo corpus under .*; check its "
+                                         r"miracl-corpus-v1.0-yo/docs-\*.jsonl.gz files") as info:
+        _read("yo", tmp_path)
+    assert "\n" not in str(info.value)
+
+
+def test_hub_corpus_streams_the_hub_layout(monkeypatch):
     calls = []
 
     def fake_load_dataset(builder, **kwargs):
-        calls.append((builder, kwargs["data_files"]))
-        return datasets.Dataset.from_dict({"docid": ["1#0"], "title": ["t"], "text": ["x"]})
+        calls.append((builder, kwargs["data_files"], kwargs["streaming"]))
+        return datasets.Dataset.from_dict({"docid": ["1#0"], "title": ["t"], "text": ["x"]}).to_iterable_dataset()
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
-    assert len(load_miracl_corpus("sw")) == 1
-    assert calls == [("json", "hf://datasets/miracl/miracl-corpus/miracl-corpus-v1.0-sw/docs-*.jsonl.gz")]
+    assert _read("sw", "miracl/miracl-corpus") == [{"docid": ["1#0"], "title": ["t"], "text": ["x"]}]
+    assert calls == [("json", ["hf://datasets/miracl/miracl-corpus/miracl-corpus-v1.0-sw/docs-*.jsonl.gz"], True)]
 
 
 def test_hub_corpus_offline(monkeypatch):
@@ -113,11 +149,11 @@ def test_hub_corpus_offline(monkeypatch):
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
     with pytest.raises(ConnectionError, match=r"^could not load hf://datasets/miracl/miracl-corpus/"
                                               r"miracl-corpus-v1.0-sw/.*; pass a local corpus directory") as info:
-        load_miracl_corpus("sw")
+        _read("sw", "miracl/miracl-corpus")
     assert "\n" not in str(info.value)
     assert "with --miracl-corpus DIR (source= in Python)" in str(info.value)  # the CLI's name comes first
 
 
 def test_source_that_is_neither_a_directory_nor_a_hub_id(tmp_path):
     with pytest.raises(FileNotFoundError, match="is neither a directory nor a hub dataset id"):
-        load_miracl_corpus("sw", tmp_path / "nowhere")
+        _read("sw", tmp_path / "nowhere")

@@ -341,6 +341,30 @@ def test_committed_records_name_no_machine_path():
     assert not found, found[:5]
 
 
+def test_the_paper_preset_evaluates_miracl_in_its_15_languages_after_the_beir_models(tmp_path, capsys):
+    from hybridir.experiment.design import preset_with_miracl_corpus
+    from hybridir.experiment.runner import MIRACL
+
+    paper = PRESETS["paper"].experiment
+    planned = stages(paper)
+    miracl = [stage for stage in planned if stage.kind == "miracl"]
+    beir = [stage for stage in planned if stage.kind == "beir"]
+    assert [stage.run for stage in miracl] == [stage.run for stage in beir]  # zero-shot, then each BEIR model
+    assert miracl[0].name == "miracl zero-shot" and len({stage.name for stage in planned}) == len(planned)
+    config = miracl[0].evaluation
+    assert (config.dataset, len(config.languages), config.miracl_corpus) == ("miracl", 15, "miracl/miracl-corpus")
+    assert "en" not in config.languages and config.batch_size == paper.evaluation.batch_size
+    local = preset_with_miracl_corpus(paper, str(tmp_path))
+    assert {s.evaluation.miracl_corpus for s in stages(local) if s.kind == "miracl"} == {str(tmp_path)}
+    assert MIRACL == "miracl" and not [s for s in stages(PRESETS["cpu"].experiment) if s.kind == "miracl"]
+    assert main(["reproduce", "--preset", "smoke", "--miracl-corpus", str(tmp_path), "--output",
+                 str(tmp_path / "o")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "evaluates no MIRACL language, so --miracl-corpus has nothing" in error
+    with pytest.raises(ValueError, match="MIRACL has no dev language 'xx'"):
+        replace(paper, miracl=("sw", "xx"))
+
+
 def test_the_paper_preset_mixes_mmarco_into_every_run_and_reproduce_can_change_it(tmp_path, capsys):
     from hybridir.experiment.design import preset_with_training_data
 

@@ -127,3 +127,49 @@ def test_compare_means_lines_up_runs():
     assert list(table.columns) == ["X-X-mono", "Hybrid"]
     assert table.loc[("multi", "rank_distance"), "Hybrid"] == pytest.approx(221.1)
     assert table.loc[("mono", "map"), "X-X-mono"] == pytest.approx(0.8083)
+
+
+BENCH_MIRACL = """# MIRACL at corpus scale: ...
+# hardware: {"processor": "Some CPU", "cpu_count": 2, "device": "cpu"}
+sharded     200,000 passages {"seconds": 70.0, "peak_rss_gb": 1.10, "peak_anonymous_gb": 0.9, "ndcg@10": 0.0}
+in-memory   200,000 passages {"seconds": 60.0, "peak_rss_gb": 1.50, "peak_anonymous_gb": 1.2, "ndcg@10": 0.0}
+sharded   1,000,000 passages {"seconds": 350.0, "peak_rss_gb": 1.21, "peak_anonymous_gb": 0.9, "ndcg@10": 0.0}
+in-memory 1,000,000 passages {"seconds": 300.0, "peak_rss_gb": 3.00, "peak_anonymous_gb": 2.8, "ndcg@10": 0.0}
+1 process: {"passages": 384, "seconds": 40.0, "passages_per_second": 10.0, "pool_start_seconds": null}
+2 processes: {"passages": 384, "seconds": 32.0, "passages_per_second": 12.0, "pool_start_seconds": 20.0}
+"""
+
+
+def test_the_miracl_cost_note_reads_every_figure_from_the_benchmark_output(tmp_path):
+    from hybridir.data.miracl import MIRACL_PASSAGES
+    from hybridir.presets import PAPER_MIRACL_LANGUAGES
+    from hybridir.tables import miracl_cost, miracl_cost_note
+
+    bench = tmp_path / "bench.txt"
+    bench.write_text(BENCH_MIRACL)
+    cost = miracl_cost(bench)
+    assert cost["memory"] == {("sharded", 200_000): 1.10, ("in-memory", 200_000): 1.50,
+                              ("sharded", 1_000_000): 1.21, ("in-memory", 1_000_000): 3.00}
+    assert cost["cpu"] == {1: 10.0, 2: 12.0} and cost["gpu"] == {}
+    note = miracl_cost_note(bench)
+    passages = sum(MIRACL_PASSAGES[lang] for lang in PAPER_MIRACL_LANGUAGES)
+    assert f"the paper's {passages:,} passages would take {passages / 12 / 86400:,.0f} days per model" in note
+    assert "(×1.10)" in note and "(×2.00)" in note and "Some CPU (2 cores)" in note and "Not measured yet" in note
+    bench.write_text(BENCH_MIRACL + '1 GPU: {"passages": 1000000, "seconds": 125.0, "passages_per_second": 8000.0}; '
+                                    'the paper\'s passages: 2.0 h per model\n')
+    assert f"{6 * passages / 8000 / 3600:,.1f} h on 1 GPU (8,000 passages/s)" in miracl_cost_note(bench)
+    bench.write_text("# nothing measured\n")
+    with pytest.raises(ValueError, match="holds no memory or throughput lines of bench/bench_miracl_scale.py"):
+        miracl_cost(bench)
+
+
+def test_the_committed_miracl_benchmark_shows_flat_memory_for_the_sharded_search():
+    from hybridir.tables import miracl_cost
+
+    cost = miracl_cost(RESULTS / "bench" / "bench_miracl_scale.txt")
+    sizes = sorted({size for _, size in cost["memory"]})
+    assert len(sizes) >= 2 and sizes[-1] >= 5 * sizes[0]
+    sharded = cost["memory"]["sharded", sizes[-1]] / cost["memory"]["sharded", sizes[0]]
+    in_memory = cost["memory"]["in-memory", sizes[-1]] / cost["memory"]["in-memory", sizes[0]]
+    assert sharded <= 1.10 < in_memory  # the issue's goal, and the path it replaced growing
+    assert set(cost["cpu"]) == {1, 2}

@@ -2,7 +2,7 @@
 
 from hybridir.data.beir import BeirDataset, load_beir
 from hybridir.data.lareqa import DATASETS, MLQA_R_LANGUAGES, XQUAD_R_LANGUAGES, LAReQA, load_lareqa, subset_lareqa
-from hybridir.data.miracl import MIRACL_LANGUAGES, load_miracl_corpus, load_miracl_qrels, load_miracl_topics
+from hybridir.data.miracl import MIRACL_LANGUAGES, load_miracl_qrels, load_miracl_topics, stream_miracl_corpus
 from hybridir.data.parallel import (
     ISO_639_1, MMARCO_LANGUAGES, ParallelQA, lareqa_parallel, load_mmarco, load_parallel_jsonl, squadshifts_pairs,
 )
@@ -24,7 +24,6 @@ __all__ = [
     "lareqa_parallel",
     "load_beir",
     "load_lareqa",
-    "load_miracl_corpus",
     "load_miracl_qrels",
     "load_miracl_topics",
     "load_mmarco",
@@ -33,5 +32,6 @@ __all__ = [
     "resolve",
     "resolve_beir",
     "squadshifts_pairs",
+    "stream_miracl_corpus",
     "subset_lareqa",
 ]

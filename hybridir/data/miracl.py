@@ -1,28 +1,30 @@
-"""MIRACL v1.0 dev: topics and qrels from the pinned Anserini files, passages from the hub.
+"""MIRACL v1.0 dev: topics and qrels from the pinned Anserini files, passages streamed from the hub.
 
 The corpus keeps the hub's layout, ``miracl-corpus-v1.0-{lang}/docs-{n}.jsonl.gz`` with JSON
 lines ``{"docid", "title", "text"}``, whether it is read from a local directory or from the
-hub repository. Both go through the ``json`` builder of :mod:`datasets`: the hub repository's
-own loading script cannot run under ``datasets`` >= 4, which no longer executes scripts.
+hub repository. Both stream through the ``json`` builder of :mod:`datasets` (the hub repository's
+own loading script cannot run under ``datasets`` >= 4, which no longer executes scripts), a batch
+at a time: the 15 languages of the paper hold 57.5M passages.
 """
 
 from __future__ import annotations
 
+import gzip
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from hybridir import paths
 from hybridir.data import sources
-
-if TYPE_CHECKING:  # importing datasets is slow; only the corpus loader needs it
-    import datasets
 
 MIRACL_LANGUAGES: tuple[str, ...] = ("ar", "bn", "de", "en", "es", "fa", "fi", "fr", "hi", "id", "ja", "ko", "ru",
                                      "sw", "te", "th", "yo", "zh")
 MIRACL_CORPUS_HUB_ID = "miracl/miracl-corpus"
+# Passages per language (the paper's Table 11, equal to the MIRACL v1.0 corpus README): progress and cost only.
+MIRACL_PASSAGES = {"ar": 2_061_414, "bn": 297_265, "en": 32_893_221, "es": 10_373_953, "fa": 2_207_172,
+                   "fi": 1_883_509, "fr": 14_636_953, "hi": 506_264, "id": 1_446_315, "ja": 6_953_614,
+                   "ko": 1_486_752, "ru": 9_543_918, "sw": 131_924, "te": 518_079, "th": 542_166, "zh": 4_934_368}
 _CORPUS_COLUMNS = ["docid", "title", "text"]
 _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 _TOPICS = "miracl/topics/topics.miracl-v1.0-{}-dev.tsv"
@@ -67,39 +69,77 @@ def miracl_checksum(languages: list[str] | tuple[str, ...]) -> str:
                              for lang in languages for template in (_TOPICS, _QRELS)])
 
 
-def load_miracl_corpus(lang: str, source: str | Path = MIRACL_CORPUS_HUB_ID) -> "datasets.Dataset":
-    """The passages of ``lang`` (columns ``docid, title, text``) from a local directory or a hub repository.
-
-    ``source`` is a directory holding ``miracl-corpus-v1.0-{lang}/docs-*.jsonl.gz`` or, if no such
-    directory exists, a hub dataset id with that layout (default ``miracl/miracl-corpus``).
-    """
-    import datasets
-
+def miracl_corpus_files(lang: str, source: str | Path = MIRACL_CORPUS_HUB_ID) -> list[str]:
+    """The corpus files of ``lang`` in the order they are read: a local folder's ``docs-<n>.jsonl.gz`` sorted as
+    text, as ``datasets`` sorts the hub's glob pattern, so that a local copy and the hub cut the same shards
+    (and share their cached embeddings)."""
     folder = f"miracl-corpus-v1.0-{_check(lang)}"
-    cache = str(paths.cache_dir() / "datasets")
     if Path(source).is_dir():
-        files = sorted(str(f) for f in (Path(source) / folder).glob("docs-*.jsonl.gz"))
+        files = sorted((Path(source) / folder).glob("docs-*.jsonl.gz"))
         if not files:
             raise FileNotFoundError(f"no {folder}/docs-*.jsonl.gz under {source}; pass a directory in the layout "
                                     f"of the hub's {MIRACL_CORPUS_HUB_ID}")
-        corpus = datasets.load_dataset("json", data_files=files, split="train", cache_dir=cache)
-    elif isinstance(source, str) and _HUB_ID.fullmatch(source):
-        pattern = f"hf://datasets/{source}/{folder}/docs-*.jsonl.gz"
-        try:
-            corpus = datasets.load_dataset("json", data_files=pattern, split="train", cache_dir=cache)
-        except Exception as exc:  # offline, hub errors and missing files all surface differently
-            raise ConnectionError(f"could not load {pattern} from the Hugging Face hub ({type(exc).__name__}: "
-                                  f"{str(exc).splitlines()[0] if str(exc) else ''}); pass a local corpus "
-                                  f"directory with --miracl-corpus DIR (source= in Python) holding "
-                                  f"{folder}/docs-*.jsonl.gz") from exc
-    else:
-        raise FileNotFoundError(f"{source} is neither a directory nor a hub dataset id; pass a local corpus "
-                                f"directory holding {folder}/docs-*.jsonl.gz")
-    missing = [c for c in _CORPUS_COLUMNS if c not in corpus.column_names]
-    if missing:
-        raise ValueError(f"the {lang} corpus from {source} lacks the fields {missing}; "
-                         f"each JSON line needs {_CORPUS_COLUMNS}")
-    return corpus.select_columns(_CORPUS_COLUMNS)
+        return [str(f) for f in files]
+    if isinstance(source, str) and _HUB_ID.fullmatch(source):
+        return [f"hf://datasets/{source}/{folder}/docs-*.jsonl.gz"]
+    raise FileNotFoundError(f"{source} is neither a directory nor a hub dataset id; pass a local corpus "
+                            f"directory holding {folder}/docs-*.jsonl.gz")
+
+
+def stream_miracl_corpus(lang: str, source: str | Path = MIRACL_CORPUS_HUB_ID,
+                         batch_size: int = 16_384) -> Iterator[dict[str, list[str]]]:
+    """The passages of ``lang`` in corpus order, ``batch_size`` at a time (``{"docid", "title", "text"}`` lists),
+    streamed through :mod:`datasets` from a local directory or a hub repository: never the whole language in
+    memory (fr alone holds 14.6M passages).
+
+    ``source`` is a directory holding ``miracl-corpus-v1.0-{lang}/docs-*.jsonl.gz`` or, if no such directory
+    exists, a hub dataset id with that layout (default ``miracl/miracl-corpus``).
+    """
+    import datasets
+
+    files = miracl_corpus_files(lang, source)
+    try:
+        batches = iter(datasets.load_dataset("json", data_files=files, split="train", streaming=True)
+                       .iter(batch_size=batch_size))
+        while (batch := next(batches, None)) is not None:
+            missing = [c for c in _CORPUS_COLUMNS if c not in batch]
+            if missing:
+                raise _BadCorpus(f"the {lang} corpus from {source} lacks the fields {missing}; "
+                                 f"each JSON line needs {_CORPUS_COLUMNS}")
+            for column in _CORPUS_COLUMNS:
+                if None in batch[column]:  # a null or absent field in some lines: it would be encoded as "None"
+                    doc = batch["docid"][batch[column].index(None)]
+                    raise _BadCorpus(f"the {lang} corpus from {source} has a passage ({doc!r}) without a {column}; "
+                                     f"each JSON line needs {_CORPUS_COLUMNS} as strings")
+            yield {column: batch[column] for column in _CORPUS_COLUMNS}
+    except _BadCorpus:
+        raise
+    except Exception as exc:  # offline, hub errors, bad files and missing files all surface differently
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if Path(source).is_dir():
+            raise ValueError(f"could not read the {lang} corpus under {source} ({reason}); check its "
+                             f"miracl-corpus-v1.0-{lang}/docs-*.jsonl.gz files (gzipped JSON lines)") from exc
+        raise ConnectionError(f"could not load {files[0]} from the Hugging Face hub ({reason}); pass a local "
+                              f"corpus directory with --miracl-corpus DIR (source= in Python) holding "
+                              f"miracl-corpus-v1.0-{lang}/docs-*.jsonl.gz") from exc
+
+
+class _BadCorpus(ValueError):
+    """A corpus read without error whose records lack a field."""
+
+
+def count_miracl_passages(lang: str, source: str | Path = MIRACL_CORPUS_HUB_ID) -> int | None:
+    """Passages in ``lang``'s corpus, for progress bars and cost estimates: a local folder's lines, counted
+    (seconds per million), or MIRACL v1.0's published count for the hub (None where the paper lists none)."""
+    files = miracl_corpus_files(lang, source)
+    if not Path(source).is_dir():
+        return MIRACL_PASSAGES.get(lang) if source == MIRACL_CORPUS_HUB_ID else None
+    lines = 0
+    for file in files:
+        with gzip.open(file, "rb") as handle:
+            while block := handle.read(1 << 24):
+                lines += block.count(b"\n")
+    return lines
 
 
 def _check(lang: str) -> str:

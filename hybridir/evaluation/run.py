@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from hybridir.data.lareqa import DATASETS as LAREQA_DATASETS
+from hybridir.evaluation.corpus_search import SHARD_PASSAGES
 from hybridir.evaluation.lareqa import SETTINGS, check_candidate_text, check_settings
 from hybridir.models.engine import DEFAULT_ENGINE, ENGINES, check_engine
 from hybridir.models.precision import DEFAULT_PRECISION, PRECISIONS, check_precision
@@ -38,9 +39,14 @@ class EvaluationConfig:
     query_language: str = option("en", "BEIR: language of the queries")
     corpus_language: str | None = option(None, "BEIR: language of the corpus (default: the query language)")
     miracl_corpus: str = option("miracl/miracl-corpus", "MIRACL corpus: hub id or local directory in the hub's layout")
+    encode_devices: list[str] | None = option(None, "MIRACL: encode the corpus on these devices at once, one "
+                                                    "process each (cuda:0 cuda:1, or cpu cpu); default every GPU "
+                                                    "where there are several, else this process", metavar="DEVICE")
+    corpus_shard_size: int = option(SHARD_PASSAGES, "MIRACL: passages per corpus shard (the unit of the embedding "
+                                                    "cache and of resuming)")
     batch_size: int | None = option(None, "texts per encoding batch (default: 16 on a CPU, where larger batches "
                                           "ran slower, 128 on a GPU)")
-    trec_runs: bool = option(False, "LAReQA: also write TREC run files (top 100)")
+    trec_runs: bool = option(False, "LAReQA, MIRACL: also write TREC run files (top 100)")
     per_query: bool = option(False, "also write per_query.csv.gz (each query's metrics, the units of paired "
                                     "significance tests)")
     precision: str = option(DEFAULT_PRECISION, "encoder weights: fp32, bf16 (fast on CPUs with AMX or AVX512-BF16 "
@@ -61,6 +67,10 @@ class EvaluationConfig:
             raise ValueError(f"--max-length must be an integer of at least 8 tokens, got {self.max_length}")
         if self.max_question_ids is not None and (isinstance(self.max_question_ids, bool) or self.max_question_ids < 1):
             raise ValueError(f"--max-question-ids must be a positive integer, got {self.max_question_ids}")
+        if isinstance(self.corpus_shard_size, bool) or not isinstance(self.corpus_shard_size, int) \
+                or self.corpus_shard_size < 1:
+            raise ValueError(f"--corpus-shard-size must be a positive number of passages, got "
+                             f"{self.corpus_shard_size!r}")
         if isinstance(self.subset_seed, bool) or not isinstance(self.subset_seed, int) or self.subset_seed < 0:
             raise ValueError(f"--subset-seed must be an integer ≥ 0, got {self.subset_seed!r}")
         check_precision(self.precision)
@@ -77,7 +87,7 @@ def run_evaluation(config: EvaluationConfig, output: Path) -> tuple[pd.DataFrame
     if config.dataset in LAREQA_DATASETS:
         tidy, summary, per_query, checksum = _lareqa(config, model, output)
     elif config.dataset == "miracl":
-        tidy, summary, per_query, checksum = _miracl(config, model)
+        tidy, summary, per_query, checksum = _miracl(config, model, output)
     else:
         tidy, summary, per_query, checksum = _beir(config, model)
     output.mkdir(parents=True, exist_ok=True)
@@ -112,9 +122,12 @@ def _check_options_fit_dataset(config: EvaluationConfig) -> None:
         misplaced = {"--corpus-dataset": config.corpus_dataset, "--corpus-language": config.corpus_language}
     else:
         misplaced = {"--max-question-ids": config.max_question_ids, "--subset-seed": config.subset_seed != 0,
-                     "--trec-runs": config.trec_runs,
+                     "--trec-runs": config.trec_runs and config.dataset != "miracl",
                      "--candidate-text": config.candidate_text != "sentence",
                      "--settings": list(config.settings) != list(SETTINGS)}
+    if config.dataset != "miracl":
+        misplaced |= {"--encode-devices": config.encode_devices is not None,
+                      "--corpus-shard-size": config.corpus_shard_size != SHARD_PASSAGES}
     given = [name for name, value in misplaced.items() if value]
     if given:
         verb, pronoun = ("does", "it") if len(given) == 1 else ("do", "them")
@@ -152,12 +165,20 @@ def _beir(config: EvaluationConfig, model):
     return tidy, _per_language(tidy), per_query, checksum
 
 
-def _miracl(config: EvaluationConfig, model):
+def _miracl(config: EvaluationConfig, model, output: Path):
     from hybridir.data.miracl import MIRACL_LANGUAGES, miracl_checksum
+    from hybridir.encoding import encoding_devices
     from hybridir.evaluation.retrieval import evaluate_miracl
 
     languages = config.languages or [lang for lang in MIRACL_LANGUAGES if lang != "en"]
-    results = [evaluate_miracl(model, lang, config.miracl_corpus, batch_size=config.batch_size) for lang in languages]
+    unknown = sorted(set(languages) - set(MIRACL_LANGUAGES))
+    if unknown:  # before hours of encoding the languages listed first
+        raise ValueError(f"MIRACL has no dev language {unknown[0]!r}; choose from: {', '.join(MIRACL_LANGUAGES)}")
+    devices = encoding_devices(config.encode_devices)
+    results = [evaluate_miracl(model, lang, config.miracl_corpus, batch_size=config.batch_size, devices=devices,
+                               shard_size=config.corpus_shard_size,
+                               run_file=output / "runs" / f"miracl-{lang}.trec" if config.trec_runs else None)
+               for lang in languages]
     tidy = pd.concat([tidy for tidy, _ in results], ignore_index=True)
     per_query = pd.concat([per_query for _, per_query in results], ignore_index=True)
     summary = _per_language(tidy)

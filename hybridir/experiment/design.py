@@ -2,7 +2,7 @@
 
 An :class:`ExperimentPreset` fixes the shared training settings, the directions (train on one LAReQA
 dataset, evaluate on the other), the strategies and seeds, the α sweep, the evaluation subset, the
-checkpoint curves and the BEIR check; the named ones are in :mod:`hybridir.presets`.
+checkpoint curves, the BEIR check and the MIRACL evaluation; the named ones are in :mod:`hybridir.presets`.
 :func:`hybridir.experiment.runner.stages` expands one into cached stages.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from hybridir.data.miracl import MIRACL_CORPUS_HUB_ID, MIRACL_LANGUAGES
 from hybridir.evaluation.run import EvaluationConfig
 from hybridir.sampling.strategies import DEFAULT_ALPHA, STRATEGIES
 from hybridir.training.config import TrainingConfig
@@ -44,6 +45,9 @@ class ExperimentPreset:
     curve_question_ids: int | None = None  # lead-direction subset evaluated at every checkpoint; None = no curves
     beir: tuple[str, ...] = ()  # BEIR datasets for the zero-shot model and the lead direction's models
     beir_seeds: int = 1  # BEIR evaluates the lead direction's first N seeds of every strategy
+    miracl: tuple[str, ...] = ()  # MIRACL dev languages, for the same models as BEIR (the paper's Table 12 with
+    # its XLM-R; Table 13 with reproduce --model sentence-transformers/LaBSE)
+    miracl_corpus: str = MIRACL_CORPUS_HUB_ID  # hub id or a local folder in the hub's layout
 
     def __post_init__(self) -> None:
         if not self.directions or not self.seeds or not self.strategies:
@@ -53,6 +57,10 @@ class ExperimentPreset:
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= len(self.seeds):
                 raise ValueError(f"preset {self.name!r}: {name} counts lead seeds, from 0 to {len(self.seeds)}; "
                                  f"got {value!r}")
+        unknown = sorted(set(self.miracl) - set(MIRACL_LANGUAGES))
+        if unknown:
+            raise ValueError(f"preset {self.name!r}: MIRACL has no dev language {unknown[0]!r}; choose from: "
+                             f"{', '.join(MIRACL_LANGUAGES)}")
         for alpha in self.sweep_alphas:
             if not 0 < alpha < 1 or alpha == DEFAULT_ALPHA:
                 raise ValueError(f"sweep α must lie strictly between 0 and 1 and differ from {DEFAULT_ALPHA} (0, "
@@ -65,6 +73,17 @@ def preset_with_model(preset: ExperimentPreset, model: str | None, model_path: s
         return preset
     training = replace(preset.training, model=model or preset.training.model, model_path=model_path)
     return replace(preset, training=training)
+
+
+def preset_with_miracl_corpus(preset: ExperimentPreset, source: str | None) -> ExperimentPreset:
+    """The preset with MIRACL's passages read from ``source`` (a local folder in the hub's layout; None keeps
+    the preset's); a one-line error for a preset that evaluates no MIRACL language."""
+    if source is None:
+        return preset
+    if not preset.miracl:
+        raise ValueError(f"preset {preset.name!r} evaluates no MIRACL language, so --miracl-corpus has nothing to "
+                         "read; drop it")
+    return replace(preset, miracl_corpus=source)
 
 
 def preset_with_training_data(preset: ExperimentPreset, also_train: list[str] | None,

@@ -13,6 +13,8 @@ runs an interrupted experiment most needs first):
    holds this model's (same fingerprint), this config's and this evaluation code's results.
 3. ``beir``: the zero-shot model and the lead direction's models of the first ``beir_seeds`` seeds on BEIR,
    into ``beir/<dataset>/<run>/``.
+4. ``miracl``: the same models on MIRACL dev (the preset's languages; the paper's Tables 12-13), the corpus
+   streamed and searched shard by shard, into ``miracl/<run>/``.
 
 What ``auto`` resolves to on a machine (training and evaluation precision, the engine, the encoding batch) is
 pinned when an experiment starts and recorded (``pinned`` in ``experiment.json``); a resumed experiment keeps
@@ -46,19 +48,21 @@ from hybridir.provenance import EVALUATION_CODE, TRAINING_CODE, code_digest, har
 from hybridir.training.config import TrainingConfig
 
 ZERO_SHOT = "zero-shot"
-RUNS, EVALUATIONS, BEIR, RECORD = "runs", "evaluations", "beir", "experiment.json"
+RUNS, EVALUATIONS, BEIR, MIRACL, RECORD = "runs", "evaluations", "beir", "miracl", "experiment.json"
 
 
 @dataclass(frozen=True)
 class Stage:
-    kind: str  # train | evaluate | beir
-    direction: Direction | None  # the training direction (None: the zero-shot model on BEIR)
+    kind: str  # train | evaluate | beir | miracl
+    direction: Direction | None  # the training direction (None: the zero-shot model on BEIR or MIRACL)
     run: str  # zero-shot, mono-s0, hybrid-a0.25-s0, …
     training: TrainingConfig | None = None  # train stages, and the run an evaluation reads
-    evaluation: EvaluationConfig | None = None  # evaluate / beir stages
+    evaluation: EvaluationConfig | None = None  # evaluate / beir / miracl stages
 
     @property
     def name(self) -> str:
+        if self.kind == "miracl":
+            return f"miracl {self.run}"
         where = self.evaluation.dataset if self.kind == "beir" else self.direction.name
         return f"{self.kind} {where} {self.run}"
 
@@ -71,9 +75,9 @@ def run_label(strategy: str, seed: int, alpha: float | None = None, mono_draw: s
 
 def stages(preset: ExperimentPreset) -> list[Stage]:
     """Every stage of ``preset`` in running order: the zero-shot evaluations, then each run's training followed
-    by its evaluations (LAReQA, then BEIR for the lead's first ``beir_seeds`` seeds), the runs ordered by what
-    an interrupted experiment most needs: the lead direction's strategies seed by seed, the other directions',
-    the α sweep, the stratified hybrid runs."""
+    by its evaluations (LAReQA, then BEIR and MIRACL for the lead's first ``beir_seeds`` seeds), the runs ordered
+    by what an interrupted experiment most needs: the lead direction's strategies seed by seed, the other
+    directions', the α sweep, the stratified hybrid runs."""
     lead = preset.directions[0]
 
     def training(direction: Direction, strategy: str, seed: int, **changes) -> TrainingConfig:
@@ -96,19 +100,27 @@ def stages(preset: ExperimentPreset) -> list[Stage]:
     base = dict(model=preset.training.model, model_path=preset.training.model_path, max_length=length)
     evaluations = {direction: replace(preset.evaluation, dataset=direction.evaluate, **base)
                    for direction in preset.directions}
-    beir = [EvaluationConfig(dataset=dataset, precision=preset.evaluation.precision, engine=preset.evaluation.engine,
-                             batch_size=preset.evaluation.batch_size, per_query=preset.evaluation.per_query, **base)
-            for dataset in preset.beir]
+    shared = dict(precision=preset.evaluation.precision, engine=preset.evaluation.engine,
+                  batch_size=preset.evaluation.batch_size, per_query=preset.evaluation.per_query, **base)
+    corpora = [EvaluationConfig(dataset=dataset, **shared) for dataset in preset.beir]  # BEIR, then MIRACL
+    if preset.miracl:
+        corpora.append(EvaluationConfig(dataset="miracl", languages=list(preset.miracl),
+                                        miracl_corpus=preset.miracl_corpus, **shared))
     beir_runs = {run_label(strategy, seed) for strategy in preset.strategies for seed in preset.seeds[:preset.beir_seeds]}
     ordered = [Stage("evaluate", direction, ZERO_SHOT, evaluation=evaluations[direction])
                for direction in preset.directions]
-    ordered += [Stage("beir", None, ZERO_SHOT, evaluation=config) for config in beir]
+    ordered += [Stage(_kind(config), None, ZERO_SHOT, evaluation=config) for config in corpora]
     for direction, run, config in main + variants:
         ordered += [Stage("train", direction, run, training=config),
                     Stage("evaluate", direction, run, training=config, evaluation=evaluations[direction])]
         if direction == lead and run in beir_runs:
-            ordered += [Stage("beir", lead, run, training=config, evaluation=evaluation) for evaluation in beir]
+            ordered += [Stage(_kind(evaluation), lead, run, training=config, evaluation=evaluation)
+                        for evaluation in corpora]
     return ordered
+
+
+def _kind(after_training: EvaluationConfig) -> str:
+    return "miracl" if after_training.dataset == "miracl" else "beir"
 
 
 def reproduce(preset: ExperimentPreset, results: Path, work: Path | None = None, jobs: int = 1) -> dict:
@@ -297,6 +309,8 @@ def _run_stage(stage: Stage, preset: ExperimentPreset, results: Path, work: Path
     config = replace(stage.evaluation, model=model, model_path=None if stage.training else stage.evaluation.model_path)
     if stage.kind == "evaluate":
         output = results / EVALUATIONS / stage.direction.name / stage.run
+    elif stage.kind == "miracl":
+        output = results / MIRACL / stage.run
     else:
         output = results / BEIR / Path(config.dataset).name / stage.run  # a name, or a directory's name
     if _evaluated(config, output):
