@@ -85,17 +85,19 @@ def _read(lang, source, batch_size=2):
 
 
 def test_local_corpus_streams_in_batches_in_file_order(corpus_dir):
-    _shard(corpus_dir / "miracl-corpus-v1.0-sw" / "docs-10.jsonl.gz",
-           [{"docid": "9#0", "title": "Uganda", "text": "Uganda ni nchi.", "extra": 4}])
+    folder = corpus_dir / "miracl-corpus-v1.0-sw"
+    _shard(folder / "docs-10.jsonl.gz", [{"docid": "9#0", "title": "Uganda", "text": "Uganda ni nchi.", "extra": 4}])
+    _shard(folder / "docs-2.jsonl.gz", [{"docid": "5#0", "title": "Rwanda", "text": "Rwanda ni nchi.", "extra": 5}])
     batches = _read("sw", corpus_dir)
-    assert [len(b["docid"]) for b in batches] == [2, 2]
+    assert [len(b["docid"]) for b in batches] == [2, 2, 1]
     assert all(list(b) == ["docid", "title", "text"] for b in batches)  # the extra field is dropped
-    # Files sorted as text, as datasets sorts the hub's: a local copy and the hub cut the same shards.
-    assert [d for b in batches for d in b["docid"]] == ["1#0", "1#1", "9#0", "7#0"]
-    assert batches[1]["text"] == ["Uganda ni nchi.", "Tanzania ni nchi."]
-    assert _read("sw", str(corpus_dir), batch_size=16)[0]["docid"] == ["1#0", "1#1", "9#0", "7#0"]
+    # Files sorted as text (docs-10 before docs-2), as datasets sorts the hub's: a local copy and the hub cut the
+    # same shards.
+    assert [d for b in batches for d in b["docid"]] == ["1#0", "1#1", "7#0", "9#0", "5#0"]
+    assert batches[1]["text"] == ["Tanzania ni nchi.", "Uganda ni nchi."]
+    assert _read("sw", str(corpus_dir), batch_size=16)[0]["docid"] == ["1#0", "1#1", "7#0", "9#0", "5#0"]
     assert [Path(f).name for f in miracl_corpus_files("sw", corpus_dir)] == [
-        "docs-0.jsonl.gz", "docs-1.jsonl.gz", "docs-10.jsonl.gz"]
+        "docs-0.jsonl.gz", "docs-1.jsonl.gz", "docs-10.jsonl.gz", "docs-2.jsonl.gz"]
 
 
 def test_passages_are_counted_in_a_local_folder_and_published_for_the_hub(corpus_dir):
