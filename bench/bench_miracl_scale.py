@@ -25,31 +25,15 @@ import argparse
 import gzip
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
+from bench_jsonl_scale import AnonymousPeak, peak_gb  # same folder
+
 WORDS = [f"w{i}" for i in range(20_000)]
-
-
-class AnonymousPeak(threading.Thread):
-    """The peak of RssAnon (what the process itself holds) apart from file pages, sampled every 10 ms."""
-
-    def __init__(self) -> None:
-        super().__init__(daemon=True)
-        self.peak = 0
-
-    def run(self) -> None:
-        while True:
-            with open("/proc/self/status") as status:
-                for line in status:
-                    if line.startswith("RssAnon:"):
-                        self.peak = max(self.peak, int(line.split()[1]) * 1024)
-            time.sleep(0.01)
 
 
 def write_corpus(root: Path, passages: int) -> None:
@@ -86,10 +70,6 @@ def tiny_model(folder: Path, hidden: int = 32, layers: int = 2) -> None:
                               max_position_embeddings=514)
     XLMRobertaModel(config).save_pretrained(folder)
     XLMRobertaTokenizerFast(tokenizer_file=str(tokenizer), model_max_length=512).save_pretrained(folder)
-
-
-def peak_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1e3 / 1e9
 
 
 def memory_phase(path: str, corpus: Path, model_folder: Path) -> dict:
