@@ -72,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--mmarco-source", help="mMARCO's hub dataset id or a local folder in the hub's layout")
     reproduce.add_argument("--miracl-corpus", help="MIRACL's passages (paper preset): a hub dataset id or a local "
                                                    "folder in the hub's layout")
-    reproduce.add_argument("--work", type=Path, help="models and checkpoints (default: the cache's runs/PRESET)")
+    reproduce.add_argument("--work", type=Path, help="models and checkpoints (default: the cache's runs/PRESET; a results folder continued on another machine stands for the runs it holds under the same path)")
     reproduce.add_argument("--jobs", type=int, default=1,
                            help="runs at once, each with an equal share of the CPU threads (2 on 2 cores: more "
                                 "steps per second; bench/bench_training_step.py)")

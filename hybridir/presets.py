@@ -60,7 +60,7 @@ PRESETS: dict[str, Preset] = {
         "smoke", "CI: every stage on tiny real subsets, minutes on 2 cores",
         experiment=dict(
             training=TrainingConfig(max_steps=4, batch_size=8, eval_steps=2, validation_size=16, max_length=64),
-            directions=(_LEAD, _REVERSE), seeds=(0, 1), other_seeds=(0,), sweep_alphas=(0.25,),
+            directions=(_LEAD, _REVERSE), seeds=(0, 1), other_seeds=(0,), sweep_alphas=(0.25,), stratified_seeds=2,
             evaluation=EvaluationConfig(max_question_ids=12, per_query=True), curve_question_ids=6, beir=()),
         zero_shot={"xquad-r": EvaluationConfig(dataset="xquad-r", max_question_ids=70),
                    "mlqa-r": EvaluationConfig(dataset="mlqa-r", max_question_ids=70)}),

@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hybridir.data.lareqa import load_lareqa
 from hybridir.evaluation.lareqa import (
     candidate_inputs,
     cross_matrix,

@@ -256,6 +256,7 @@ def test_the_runner_caches_finished_stages_and_resumes_or_restarts_unfinished_on
     shutil.rmtree(folder)
     folder.mkdir(parents=True)
     (folder / "config.json").write_text("{}")
+    (run_folder / "run.json").unlink()  # not finished in the results either (else they would stand for it)
     restarted = reproduce(preset, results, work)
     assert restarted["stages"][2]["cached"] is False
     assert json.loads((folder / "run.json").read_text())["status"] == "finished"
@@ -279,6 +280,25 @@ def test_two_jobs_run_independent_runs_side_by_side_into_the_same_cache(tmp_path
     assert not any(s["cached"] for s in parallel["stages"])
     again = reproduce(preset, results, work)
     assert all(s["cached"] for s in again["stages"])
+
+
+def test_results_continued_on_another_machine_train_only_the_runs_they_do_not_hold(tmp_path, tiny_xlmr_folder):
+    """The work folder (models) stays behind, the results folder travels: a run whose evaluations are all in
+    it is not trained again; one missing an evaluation is trained and evaluated again, and only that one."""
+    beir = tiny_beir(tmp_path / "tiny-beir")
+    preset = replace(tiny_preset(tiny_xlmr_folder, str(beir)), strategies=("hybrid", "mono"))
+    results, work = tmp_path / "results", tmp_path / "work"
+    reproduce(preset, results, work)
+    shutil.rmtree(work)  # another machine: the same cache path, no model in it
+    elsewhere = reproduce(preset, results, work)
+    assert [s["stage"] for s in elsewhere["stages"] if not s["cached"]] == []
+    assert not work.exists()
+
+    shutil.rmtree(results / "beir" / beir.name / "mono-s0")
+    third = reproduce(preset, results, work)
+    computed = [s["stage"] for s in third["stages"] if not s["cached"]]
+    assert computed == ["train mlqa-r_to_xquad-r mono-s0", f"beir {beir} mono-s0"]
+    assert (results / "beir" / beir.name / "mono-s0" / "summary.csv").is_file()
 
 
 @pytest.mark.parametrize(("jobs", "threads", "gpu", "message"), [
@@ -445,6 +465,27 @@ def test_smoke_results_give_every_table_of_the_experiment_page(smoke_results):
     strict = relations.comparison.str.contains(" > ")
     assert relations["p Holm"][strict].notna().all() and (relations["p Holm"][strict] >= relations.p[strict]).all()
     assert relations["p Holm"][~strict].isna().all()
+
+
+def test_smoke_results_give_findings_for_every_part_of_the_experiment(smoke_results):
+    from hybridir.experiment.findings import findings, int_span
+    from hybridir.experiment.report import stratified_spread
+
+    experiment = Experiment.load(smoke_results)
+    lead = experiment.directions[0]
+    text = findings(experiment, n_resamples=200)
+    for part in ("Fine-tuning itself", "The paper's claims", "Effect sizes against the paper's", "Per language",
+                 "Along training", "α sweep", "Stratified mono draws", "The other direction, XQuAD-R → MLQA-R",
+                 "What it cost"):
+        assert f"**{part}" in text, part
+    assert "Against standard fine-tuning: Hybrid ≥ X-X on Mo., > on Cr. and Mul.: **" in text
+    assert "BEIR" not in text  # the smoke preset evaluates no BEIR dataset
+    counts = {draw: [json.loads((smoke_results / "runs" / lead / f"hybrid{draw}-s{seed}" / "run.json").read_text())
+                     ["batches"]["strategy"].get("cross", 0) for seed in (0, 1)] for draw in ("", "-stratified")}
+    assert (f"drew {int_span(min(counts['']), max(counts['']))} X-Y batches with the paper's coin, "
+            f"{int_span(min(counts['-stratified']), max(counts['-stratified']))} stratified") in text
+    spread = stratified_spread(experiment, lead)
+    assert spread.seeds.tolist() == [2, 2] and list(spread.index) == ["coin", "stratified"]
 
 
 def test_per_language_tables_put_the_papers_rows_beside_our_seed_means(smoke_results):

@@ -113,12 +113,15 @@ def claim_mark(marks: list[str]) -> str:
 
 def check_claims(experiment: Experiment, direction: str, claims: tuple[Claim, ...] = CLAIMS,
                  n_resamples: int = 10_000) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(claims, relations): each claim with its mark, and every relation behind it with the difference, its
-    95% interval, the margin, the two-sided p (and Holm's for ``>``), the TOST and non-inferiority p, the
+    """(claims, relations): each claim with its mark, and every relation behind it with the two strategies'
+    means of the tested quantity (``mean a``, ``mean b``), the difference, its 95% interval (``low``, ``high``
+    and as text), the margin, the two-sided p (and Holm's for ``>``), the TOST and non-inferiority p, the
     usual paired test over questions for comparison (``n_resamples`` permutations), and the seeds. A claim
     whose strategies the direction did not train is left out."""
     trained = set(experiment.runs(direction).strategy)
     claims = [claim for claim in claims if all({r.a, r.b} <= trained for r in claim.relations)]
+    if not claims:  # e.g. a direction with only its zero-shot evaluation so far
+        return pd.DataFrame(columns=["claim", "verdict"]), pd.DataFrame()
     rows = []
     for claim in claims:
         for relation in claim.relations:
@@ -130,7 +133,8 @@ def check_claims(experiment: Experiment, direction: str, claims: tuple[Claim, ..
             low, high = test.interval()
             rows.append({"claim": claim.text, "relation": relation,
                          "comparison": f"{STRATEGY_NAMES[relation.a]} {relation.relation} {STRATEGY_NAMES[relation.b]}",
-                         "setting": relation.setting, "metric": relation.metric, "difference": test.difference,
+                         "setting": relation.setting, "metric": relation.metric, "mean a": float(a.mean()),
+                         "mean b": float(b.mean()), "difference": test.difference, "low": low, "high": high,
                          "95% interval": f"[{low:.4f}, {high:.4f}]", "margin": width, "df": test.df, "p": test.p,
                          "p equivalent": test.p_equivalent(width), "p not below": test.p_not_below(width),
                          "p worse": test.p_worse(width),
@@ -171,7 +175,8 @@ def check_beir(experiment: Experiment, dataset: str = "scifact", metric: str = "
         test = seed_query_test(values[:len(runs[a])], values[len(runs[a]):])
         low, high = test.interval()
         rows.append({"comparison": f"{STRATEGY_NAMES[a]} {relation} {STRATEGY_NAMES[b]}", "dataset": dataset,
-                     "metric": metric, "difference": test.difference, "95% interval": f"[{low:.4f}, {high:.4f}]",
+                     "metric": metric, "difference": test.difference, "low": low, "high": high,
+                     "95% interval": f"[{low:.4f}, {high:.4f}]",
                      "margin": MAP_MARGIN, "p": test.p, "p not below": test.p_not_below(MAP_MARGIN),
                      "p worse": test.p_worse(MAP_MARGIN),
                      "mark": decide(relation, test.difference, test.p, test.p_equivalent(MAP_MARGIN),

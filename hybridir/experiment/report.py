@@ -473,3 +473,44 @@ def rank_distances(experiment: Experiment, direction: str) -> pd.DataFrame:
         frames.append(pd.DataFrame({"query language": queries.query_language, "strategy": STRATEGY_NAMES[strategy],
                                     "seed": seed, "rank distance": queries.rank_distance}))
     return pd.concat(frames, ignore_index=True)
+
+
+def strategy_spread(experiment: Experiment, direction: str) -> pd.DataFrame:
+    """How far apart the paper's three strategies lie (best − worst Mean-row value) per headline metric: ours
+    (seed means) beside the paper's XLM-R and LaBSE on the same dataset."""
+    from hybridir.paper import paper_table
+
+    dataset = direction.split("_to_")[1]
+    strategies = [STRATEGY_NAMES[s] for s in ("mono", "cross", "hybrid")]
+    ours = strategy_table(experiment, direction)["mean"]
+    ours = ours.loc[[s for s in strategies if s in ours.index], list(PAPER_COLUMNS.values())]
+    printed = pd.concat([paper_table("main"), paper_table("rank_distance")])
+    printed = printed[(printed.dataset == dataset) & (printed.query_language == "Mean")
+                      & np.array([(s, m) in PAPER_COLUMNS for s, m in zip(printed.setting, printed.metric)])]
+    printed = printed.assign(column=[PAPER_COLUMNS[s, m] for s, m in zip(printed.setting, printed.metric)])
+    spread = {OURS: ours.max() - ours.min() if len(ours) == len(strategies) else ours.max() * np.nan}
+    for model in PAPER_MODELS:
+        values = printed[printed.model == model].pivot_table(index="sampling", columns="column", values="value")
+        spread[f"paper {model}"] = values.max() - values.min()
+    return pd.DataFrame(spread).reindex(list(PAPER_COLUMNS.values()))
+
+
+def stratified_spread(experiment: Experiment, direction: str) -> pd.DataFrame:
+    """Hybrid with the paper's coin (each batch mono with probability α) beside Hybrid with the stratified
+    mono draw (a run's mono share exactly α): seeds, the range of X-Y batches per run, and each headline
+    metric's mean and standard deviation over seeds. Empty where the experiment ran no stratified seeds."""
+    runs = experiment.runs(direction)
+    hybrid = runs[(runs.strategy == "hybrid") & ~runs.sweep]
+    if not hybrid.stratified.any():
+        return pd.DataFrame()
+    rows = []
+    for stratified, group in hybrid.groupby("stratified"):
+        values = pd.DataFrame([headline(experiment.summary(direction, run)) for run in group.run])
+        cross = [experiment.run_record(direction, run)["batches"]["strategy"].get("cross", 0) for run in group.run]
+        row = {"draw": "stratified" if stratified else "coin", "seeds": len(group),
+               "X-Y batches, fewest": min(cross), "X-Y batches, most": max(cross)}
+        for column in PAPER_COLUMNS.values():
+            row[f"{column} mean"] = values[column].mean()
+            row[f"{column} SD"] = values[column].std(ddof=1)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("draw").loc[["coin", "stratified"]]

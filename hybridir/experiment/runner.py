@@ -307,18 +307,26 @@ def _run_stage(stage: Stage, preset: ExperimentPreset, results: Path, work: Path
         return _train(stage, preset, results, work)
     model = stage.evaluation.model if stage.training is None else str(training_folder(stage, work) / "model")
     config = replace(stage.evaluation, model=model, model_path=None if stage.training else stage.evaluation.model_path)
-    if stage.kind == "evaluate":
-        output = results / EVALUATIONS / stage.direction.name / stage.run
-    elif stage.kind == "miracl":
-        output = results / MIRACL / stage.run
-    else:
-        output = results / BEIR / Path(config.dataset).name / stage.run  # a name, or a directory's name
-    if _evaluated(config, output):
+    output = _output(stage, results)
+    held = stage.training is None or Path(model).is_dir()
+    if _evaluated(config, output, model_held=held):
         return True
+    if not held:
+        raise FileNotFoundError(f"{stage.name} needs {model}, which this machine does not hold: rerun the "
+                                "experiment so that its training stage trains it again")
     from hybridir.evaluation.run import run_evaluation
 
     run_evaluation(config, output)
     return False
+
+
+def _output(stage: Stage, results: Path) -> Path:
+    """Where an evaluation stage writes."""
+    if stage.kind == "evaluate":
+        return results / EVALUATIONS / stage.direction.name / stage.run
+    if stage.kind == "miracl":
+        return results / MIRACL / stage.run
+    return results / BEIR / Path(stage.evaluation.dataset).name / stage.run  # a name, or a directory's name
 
 
 def _train(stage: Stage, preset: ExperimentPreset, results: Path, work: Path) -> bool:
@@ -328,6 +336,9 @@ def _train(stage: Stage, preset: ExperimentPreset, results: Path, work: Path) ->
     folder = training_folder(stage, work)
     record = folder / RUN_RECORD
     cached = record.is_file() and json.loads(record.read_text()).get("status") == "finished"
+    target = results / RUNS / stage.direction.name / stage.run
+    if not cached and _held_in_results(stage, preset, results, work):
+        return True  # a run continued on another machine: its results are all there, its model is not needed
     if not cached:
         callbacks = []
         if preset.curve_question_ids and stage.direction == preset.directions[0]:
@@ -340,12 +351,27 @@ def _train(stage: Stage, preset: ExperimentPreset, results: Path, work: Path) ->
         # A finished run needs only model/: its checkpoints (weights + AdamW state, ~2.5 GB for
         # multilingual-e5-small) would fill a laptop's disk over a preset's 14 runs.
         shutil.rmtree(folder / "checkpoints", ignore_errors=True)
-    target = results / RUNS / stage.direction.name / stage.run
     target.mkdir(parents=True, exist_ok=True)
     for name in (RUN_RECORD, CONFIG, "curve.csv"):
         if (folder / name).is_file():
             shutil.copy2(folder / name, target / name)
     return cached
+
+
+def _held_in_results(stage: Stage, preset: ExperimentPreset, results: Path, work: Path) -> bool:
+    """True when ``results`` holds this training's finished record and every evaluation of its model: the work
+    folder (models, checkpoints) stays on the machine that trained it, the results folder travels (committed),
+    so an experiment continued elsewhere does not train again a run that only its models would need."""
+    from hybridir.training.trainer import RECORD as RUN_RECORD
+
+    record = results / RUNS / stage.direction.name / stage.run / RUN_RECORD
+    if not record.is_file() or json.loads(record.read_text()).get("status") != "finished":
+        return False
+    model = str(training_folder(stage, work) / "model")
+    evaluations = [later for later in stages(preset) if later.kind != "train" and later.training == stage.training
+                   and later.direction == stage.direction and later.run == stage.run]
+    return all(_evaluated(replace(later.evaluation, model=model, model_path=None), _output(later, results),
+                          model_held=False) for later in evaluations)
 
 
 def _curve_data(dataset: str, question_ids: int):
@@ -360,16 +386,19 @@ def _precision(config: TrainingConfig) -> str:
     return resolve_precision(config.precision)
 
 
-def _evaluated(config: EvaluationConfig, output: Path) -> bool:
-    """True when ``output`` holds this config's results for this model (same fingerprint)."""
+def _evaluated(config: EvaluationConfig, output: Path, model_held: bool = True) -> bool:
+    """True when ``output`` holds this config's results for this model (same fingerprint). A trained model this
+    machine does not hold (``model_held`` False) cannot be fingerprinted; its folder's name, in the config,
+    carries the training's identity (config, code, data: :func:`training_folder`), which then stands for it."""
     saved = output / "provenance.json"
     if not saved.is_file() or not (output / "summary.csv").is_file():
         return False
 
     previous = json.loads(saved.read_text())
     current = portable(json.loads(json.dumps(asdict(config))))
-    fingerprint = evaluated_model(config).fingerprint()
     same_config = {k: v for k, v in previous["config"].items() if k != "model_spec"} == current
     same_code = previous.get("code_digest") == code_digest(EVALUATION_CODE)
-    return same_config and same_code and previous["model_fingerprint"] == fingerprint
+    if not (same_config and same_code):
+        return False
+    return not model_held or previous["model_fingerprint"] == evaluated_model(config).fingerprint()
 
