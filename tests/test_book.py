@@ -20,8 +20,8 @@ CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 REPOSITORY = CONFIG["repository"]
 # Each results page and what it must show: headings, and at least this many tables and figures.
 EXPECTED = {
-    "experiment": (["Tables 1–2 of the paper, with our rows", "The paper’s claims, checked", "α sweep",
-                    "BEIR after training"], 8, 3),
+    "experiment": (["What we found", "Tables 1–2 of the paper, with our rows", "The paper’s claims, checked",
+                    "α sweep", "Hybrid with stratified mono draws", "BEIR after training"], 8, 3),
     "per_language": (["mlqa-r → xquad-r (3 seeds per strategy)", "xquad-r → mlqa-r (1 seed per strategy)"],
                      2 * 8, 0),
     "zero_shot_lareqa": (["XQuAD-R (11 languages", "MLQA-R (7 languages"], 4, 2),
