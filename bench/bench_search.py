@@ -28,6 +28,7 @@ import faiss
 import numpy as np
 
 from bench_metrics import cached_lareqa_embeddings  # same folder
+from hybridir.provenance import hardware, versions
 
 QUERIES, CANDIDATES, DIM = 13090, 13014, 384
 
@@ -91,6 +92,7 @@ def main() -> None:
     matmul_s, faiss_s, argsort_s = (median_seconds(step, queries, block, args.repeats)
                                     for step in (matmul, faiss_search, matmul_argsort))
 
+    print(f"hardware: {hardware()}\nversions: {versions()}")
     print(f"data: {'synthetic' if args.synthetic else f'XQuAD-R, model {args.model}'}, {len(queries)} queries x "
           f"{n} candidates, dim {candidates.shape[1]}; blocks of {block} queries; median of {args.repeats}; "
           f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} OpenMP threads, {os.cpu_count()} CPUs")
