@@ -23,7 +23,7 @@ from typing import Literal
 import numpy as np
 
 from hybridir.models.spec import ModelSpec, load_model
-from hybridir.paths import cache_dir, written_atomically
+from hybridir.paths import cache_dir
 
 Role = Literal["query", "passage"]
 Text = str | tuple[str, str]  # a pair is encoded as one input, e.g. (sentence, paragraph)
@@ -118,8 +118,10 @@ def _encode_to_file(model: ModelSpec, texts: list[Text], role: Role, batch_size:
 
 
 def _save_atomic(path: Path, array: np.ndarray) -> None:
-    with written_atomically(path) as temporary, open(temporary, "wb") as handle:
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as handle:
         np.save(handle, array)
+    temporary.replace(path)
 
 
 def _encode_now(model: ModelSpec, texts: list[Text], role: Role, batch_size: int, progress: str | None) -> np.ndarray:

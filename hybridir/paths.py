@@ -12,8 +12,6 @@ Two environment variables steer everything:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import platformdirs
@@ -57,13 +55,3 @@ def in_repository(relative: str | Path, required: bool = True) -> Path | None:
         raise FileNotFoundError(f"{relative} is found neither from {Path.cwd()} nor from its parent: run from the "
                                 "repository root or its notebooks/ folder, or give an absolute path")
     return None
-
-
-@contextmanager
-def written_atomically(path: Path | str) -> Iterator[Path]:
-    """A temporary path beside ``path`` to write to, renamed onto ``path`` when the block ends without an error:
-    an interruption never leaves half a file (a rename within one folder is atomic)."""
-    path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
-    yield temporary
-    os.replace(temporary, path)

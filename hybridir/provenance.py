@@ -11,7 +11,7 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-from hybridir.paths import CACHE_DIR_ENV, cache_dir, written_atomically
+from hybridir.paths import CACHE_DIR_ENV, cache_dir
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # The code whose change makes a cached stage stale: what shapes a training run, and what an evaluation computes.
@@ -128,5 +128,6 @@ def write_provenance(folder: Path, record: dict) -> Path:
 
 def write_json(path: Path, payload: dict) -> None:
     """Write a record atomically (a temporary file, then a rename): an interruption never leaves half a file."""
-    with written_atomically(path) as temporary:
-        temporary.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n")
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n")
+    temporary.replace(path)

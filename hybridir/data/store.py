@@ -271,9 +271,9 @@ def _write_part(parts: Path, rows: list[tuple[str, ...]], lines: list[int], prog
     table = pa.table({**{name: pa.array(values, pa.large_string()) for name, values in zip(JSONL_FIELDS, columns)},
                       "line": pa.array(lines, pa.int64())})
     target = parts / f"part-{progress['parts']:05d}.arrow"
-    with paths.written_atomically(target) as temporary, pa.OSFile(str(temporary), "wb") as sink, \
-            pa.ipc.new_file(sink, table.schema) as writer:
+    with pa.OSFile(str(target) + ".tmp", "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
+    os.replace(str(target) + ".tmp", target)
     progress["parts"] += 1
     write_json(progress_file, progress)
 
@@ -282,11 +282,12 @@ def _write_rows(table: pa.Table, order: np.ndarray, target: Path) -> None:
     """``table``'s rows in ``order`` as an Arrow stream file (the format ``datasets`` memory-maps), a block at a
     time and atomically."""
     schema = pa.schema([(name, pa.large_string()) for name in table.column_names])  # as sampling.pairs' in-memory
-    with paths.written_atomically(target) as temporary, pa.OSFile(str(temporary), "wb") as sink, \
-            pa.ipc.new_stream(sink, schema) as writer:
+    tmp = str(target) + ".tmp"
+    with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
         for start in range(0, len(order), _BLOCK):
             block = gather(table, order[start:start + _BLOCK])
             writer.write_table(block.cast(schema), max_chunksize=10_000)
+    os.replace(tmp, target)
 
 
 def gather(table: pa.Table, rows: np.ndarray) -> pa.Table:

@@ -24,7 +24,7 @@ import numpy as np
 
 from hybridir.encoding import encode_in_chunks, encoding_pool
 from hybridir.models.spec import ModelSpec
-from hybridir.paths import cache_dir, written_atomically
+from hybridir.paths import cache_dir
 
 SHARD_PASSAGES = 16_384  # 12 MB of fp16 vectors at 384 dimensions; a CPU encodes one in minutes, a GPU in seconds
 CHUNK_BATCHES = 8  # batches per encoding call: the unit of work a pool hands to a worker
@@ -69,14 +69,14 @@ def search_corpus(model: ModelSpec, query_vectors: np.ndarray, query_ids: Sequen
             path = shard_path(model, shard)
             if path.exists():
                 bar.update(len(shard.doc_ids))
-                with np.load(path) as stored:
-                    vectors = stored["vectors"].astype(np.float32)
             else:
                 if not started:  # a rerun whose shards are all cached starts no worker
                     pool, started = stack.enter_context(encoding_pool(model, devices)), True
                 vectors = encode_in_chunks(model, shard.texts, "passage", batch_size=batch_size,
                                            chunk_size=batch_size * CHUNK_BATCHES, pool=pool, done=timing.done)
-                vectors = _save_shard(path, shard.doc_ids, vectors)
+                _save_shard(path, shard.doc_ids, vectors)
+            with np.load(path) as stored:
+                vectors = stored["vectors"].astype(np.float32)
             if len(vectors):
                 scores, rows = faiss.knn(queries, vectors, min(depth, len(vectors)), metric=faiss.METRIC_INNER_PRODUCT)
                 heap.add_result(scores, np.where(rows < 0, -1, rows + offset))  # -1: no result (a NaN score)
@@ -111,14 +111,12 @@ class _CostEstimate:
         self.bar.update(n)
 
 
-def _save_shard(path: Path, doc_ids: list[str], vectors: np.ndarray) -> np.ndarray:
-    """Store a shard as fp16 (whole or not at all: a killed run never leaves half of one); returns the vectors
-    as a cached shard gives them back, so a fresh shard is searched as a rerun would search it."""
+def _save_shard(path: Path, doc_ids: list[str], vectors: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    stored = vectors.astype(np.float16)
-    with written_atomically(path) as temporary, open(temporary, "wb") as handle:
-        np.savez(handle, ids=np.asarray(doc_ids, dtype=str), vectors=stored)
-    return stored.astype(np.float32)
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as handle:
+        np.savez(handle, ids=np.asarray(doc_ids, dtype=str), vectors=vectors.astype(np.float16))
+    temporary.replace(path)  # a shard on disk is whole: a killed run never leaves half of one
 
 
 def _named(scores: np.ndarray, rows: np.ndarray, query_ids: Sequence[str],

@@ -167,14 +167,15 @@ def _beir(config: EvaluationConfig, model):
 
 def _miracl(config: EvaluationConfig, model, output: Path):
     from hybridir.data.miracl import MIRACL_LANGUAGES, miracl_checksum
+    from hybridir.encoding import encoding_devices
     from hybridir.evaluation.retrieval import evaluate_miracl
 
     languages = config.languages or [lang for lang in MIRACL_LANGUAGES if lang != "en"]
     unknown = sorted(set(languages) - set(MIRACL_LANGUAGES))
     if unknown:  # before hours of encoding the languages listed first
         raise ValueError(f"MIRACL has no dev language {unknown[0]!r}; choose from: {', '.join(MIRACL_LANGUAGES)}")
-    results = [evaluate_miracl(model, lang, config.miracl_corpus, batch_size=config.batch_size,
-                               devices=config.encode_devices,
+    devices = encoding_devices(config.encode_devices)
+    results = [evaluate_miracl(model, lang, config.miracl_corpus, batch_size=config.batch_size, devices=devices,
                                shard_size=config.corpus_shard_size,
                                run_file=output / "runs" / f"miracl-{lang}.trec" if config.trec_runs else None)
                for lang in languages]
