@@ -300,6 +300,21 @@ def test_results_continued_on_another_machine_train_only_the_runs_they_do_not_ho
     assert computed == ["train mlqa-r_to_xquad-r mono-s0", f"beir {beir} mono-s0"]
     assert (results / "beir" / beir.name / "mono-s0" / "summary.csv").is_file()
 
+    def computed_elsewhere() -> list[str]:
+        shutil.rmtree(work, ignore_errors=True)
+        return [s["stage"] for s in reproduce(preset, results, work)["stages"] if not s["cached"] and "train" in s["stage"]]
+
+    # a record left by another training (older code) does not stand for this one
+    record = results / "runs" / "mlqa-r_to_xquad-r" / "hybrid-s0" / "run.json"
+    saved = json.loads(record.read_text())
+    record.write_text(json.dumps(saved | {"code_digest": "0" * 16}))
+    assert computed_elsewhere() == ["train mlqa-r_to_xquad-r hybrid-s0"]
+    # evaluations of two different models (a retraining cut off while re-evaluating) train again
+    provenance = results / "beir" / beir.name / "hybrid-s0" / "provenance.json"
+    provenance.write_text(json.dumps(json.loads(provenance.read_text()) | {"model_fingerprint": "f" * 16}))
+    assert computed_elsewhere() == ["train mlqa-r_to_xquad-r hybrid-s0"]
+    assert json.loads(provenance.read_text())["model_fingerprint"] != "f" * 16  # evaluated again with the model
+
 
 @pytest.mark.parametrize(("jobs", "threads", "gpu", "message"), [
     (0, 2, False, "--jobs must be a positive integer, got 0"),

@@ -7,7 +7,9 @@ runs an interrupted experiment most needs first):
    stays in the work folder (the cache; checkpoints are deleted once the run has finished), and the run
    record, config and checkpoint curve are copied to ``runs/<direction>/<run>/``. A run with the same config,
    training code (a digest of its source files) and data is not trained again; an interrupted one resumes
-   from its last checkpoint.
+   from its last checkpoint. Nor is a run whose record and every evaluation ``results`` already holds (same
+   config, code and data; one model behind them all), when the work folder lacks its model: an experiment
+   whose results folder is committed continues on another machine without training those runs again.
 2. ``evaluate``: the zero-shot model and every trained model on the direction's evaluation dataset,
    with per-query metrics, into ``evaluations/<direction>/<run>/``; skipped when the folder already
    holds this model's (same fingerprint), this config's and this evaluation code's results.
@@ -293,12 +295,17 @@ def _computed_seconds(record: Path) -> dict[str, float]:
 def training_folder(stage: Stage, work: Path) -> Path:
     """Where a training stage keeps its model and checkpoints: named by what fixes the run (its config, the
     code that shapes it and its data), so a change to the sampler or trainer trains again."""
+    identity = _training_identity(stage)
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return work / stage.direction.name / f"{stage.run}-{key}"
+
+
+def _training_identity(stage: Stage) -> dict:
+    """What fixes a training run: its config, the code that shapes it and the checksums of its data."""
     from hybridir.training.data import load_training_sources
 
     checksums = {source.name: source.checksum for source in load_training_sources(stage.training)}
-    identity = {"config": asdict(stage.training), "code": code_digest(TRAINING_CODE), "data": checksums}
-    key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    return work / stage.direction.name / f"{stage.run}-{key}"
+    return {"config": asdict(stage.training), "code": code_digest(TRAINING_CODE), "data": checksums}
 
 
 def _run_stage(stage: Stage, preset: ExperimentPreset, results: Path, work: Path) -> bool:
@@ -335,7 +342,8 @@ def _train(stage: Stage, preset: ExperimentPreset, results: Path, work: Path) ->
 
     folder = training_folder(stage, work)
     record = folder / RUN_RECORD
-    cached = record.is_file() and json.loads(record.read_text()).get("status") == "finished"
+    # A finished record whose model was deleted (to free a disk) is trained again, not taken as done.
+    cached = _finished(record) and (folder / "model").is_dir()
     target = results / RUNS / stage.direction.name / stage.run
     if not cached and _held_in_results(stage, preset, results, work):
         return True  # a run continued on another machine: its results are all there, its model is not needed
@@ -352,10 +360,20 @@ def _train(stage: Stage, preset: ExperimentPreset, results: Path, work: Path) ->
         # multilingual-e5-small) would fill a laptop's disk over a preset's 14 runs.
         shutil.rmtree(folder / "checkpoints", ignore_errors=True)
     target.mkdir(parents=True, exist_ok=True)
-    for name in (RUN_RECORD, CONFIG, "curve.csv"):
+    for name in (CONFIG, "curve.csv", RUN_RECORD):  # the record last: it marks the copy complete
         if (folder / name).is_file():
-            shutil.copy2(folder / name, target / name)
+            temporary = target / f"{name}.tmp"
+            shutil.copy2(folder / name, temporary)
+            temporary.replace(target / name)
     return cached
+
+
+def _finished(record: Path) -> bool:
+    """True when ``record`` (a run.json) is a whole file saying the run finished."""
+    try:
+        return json.loads(record.read_text()).get("status") == "finished"
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
 
 
 def _held_in_results(stage: Stage, preset: ExperimentPreset, results: Path, work: Path) -> bool:
@@ -365,13 +383,23 @@ def _held_in_results(stage: Stage, preset: ExperimentPreset, results: Path, work
     from hybridir.training.trainer import RECORD as RUN_RECORD
 
     record = results / RUNS / stage.direction.name / stage.run / RUN_RECORD
-    if not record.is_file() or json.loads(record.read_text()).get("status") != "finished":
+    if not _finished(record):
         return False
+    saved, identity = json.loads(record.read_text()), _training_identity(stage)
+    saved_data = {source["name"]: source["checksum"] for source in saved.get("data", {}).get("sources", [])}
+    same_config = {k: v for k, v in saved.get("config", {}).items() if k != "model_spec"} == \
+        portable(json.loads(json.dumps(identity["config"], default=str)))
+    if not (same_config and saved.get("code_digest") == identity["code"] and saved_data == identity["data"]):
+        return False  # the record is another training's (an older config, code or data)
     model = str(training_folder(stage, work) / "model")
     evaluations = [later for later in stages(preset) if later.kind != "train" and later.training == stage.training
                    and later.direction == stage.direction and later.run == stage.run]
-    return all(_evaluated(replace(later.evaluation, model=model, model_path=None), _output(later, results),
-                          model_held=False) for later in evaluations)
+    outputs = [_output(later, results) for later in evaluations]
+    if not all(_evaluated(replace(later.evaluation, model=model, model_path=None), output, model_held=False)
+               for later, output in zip(evaluations, outputs)):
+        return False
+    # One set of weights behind every evaluation: a retraining stopped while re-evaluating leaves two.
+    return len({json.loads((output / "provenance.json").read_text())["model_fingerprint"] for output in outputs}) <= 1
 
 
 def _curve_data(dataset: str, question_ids: int):
@@ -393,8 +421,10 @@ def _evaluated(config: EvaluationConfig, output: Path, model_held: bool = True) 
     saved = output / "provenance.json"
     if not saved.is_file() or not (output / "summary.csv").is_file():
         return False
-
-    previous = json.loads(saved.read_text())
+    try:
+        previous = json.loads(saved.read_text())
+    except json.JSONDecodeError:  # a write cut off: evaluate again
+        return False
     current = portable(json.loads(json.dumps(asdict(config))))
     same_config = {k: v for k, v in previous["config"].items() if k != "model_spec"} == current
     same_code = previous.get("code_digest") == code_digest(EVALUATION_CODE)
