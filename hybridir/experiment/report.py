@@ -513,4 +513,5 @@ def stratified_spread(experiment: Experiment, direction: str) -> pd.DataFrame:
             row[f"{column} mean"] = values[column].mean()
             row[f"{column} SD"] = values[column].std(ddof=1)
         rows.append(row)
-    return pd.DataFrame(rows).set_index("draw").loc[["coin", "stratified"]]
+    frame = pd.DataFrame(rows).set_index("draw")
+    return frame.loc[[draw for draw in ("coin", "stratified") if draw in frame.index]]
