@@ -74,7 +74,9 @@ def test_the_standard_error_agrees_with_statsmodels_mixed_model(draw):
     import statsmodels.formula.api as smf
 
     rng = np.random.default_rng(draw)
-    components = {"seed_sd_a": 0.004, "seed_sd_b": 0.002, "question_sd": 0.2, "question_by_strategy_sd": 0.02,
+    # Seed spreads well away from zero: nearer the boundary (0.004 / 0.002) lbfgs stopped unconverged on one of
+    # the two draws on an AMD EPYC and not on a Xeon, or converged to a worse optimum than the data's.
+    components = {"seed_sd_a": 0.02, "seed_sd_b": 0.01, "question_sd": 0.2, "question_by_strategy_sd": 0.02,
                   "residual_sd": 0.05, "between_cluster_share": 0.0}
     a, b = simulate(components, np.arange(60), 6, 6, 0.01, rng)
     ours = seed_query_test(a, b)
