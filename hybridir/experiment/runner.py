@@ -292,10 +292,11 @@ def _computed_seconds(record: Path) -> dict[str, float]:
             for stage in stages if "computed_seconds" in stage or not stage["cached"]}
 
 
-def training_folder(stage: Stage, work: Path) -> Path:
+def training_folder(stage: Stage, work: Path, identity: dict | None = None) -> Path:
     """Where a training stage keeps its model and checkpoints: named by what fixes the run (its config, the
-    code that shapes it and its data), so a change to the sampler or trainer trains again."""
-    identity = _training_identity(stage)
+    code that shapes it and its data; ``identity``, where already computed), so a change to the sampler or
+    trainer trains again."""
+    identity = identity or _training_identity(stage)
     key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return work / stage.direction.name / f"{stage.run}-{key}"
 
@@ -313,7 +314,7 @@ def _run_stage(stage: Stage, preset: ExperimentPreset, results: Path, work: Path
     if stage.kind == "train":
         return _train(stage, preset, results, work)
     model = stage.evaluation.model if stage.training is None else str(training_folder(stage, work) / "model")
-    config = replace(stage.evaluation, model=model, model_path=None if stage.training else stage.evaluation.model_path)
+    config = _evaluation_config(stage, model)
     output = _output(stage, results)
     held = stage.training is None or Path(model).is_dir()
     if _evaluated(config, output, model_held=held):
@@ -325,6 +326,11 @@ def _run_stage(stage: Stage, preset: ExperimentPreset, results: Path, work: Path
 
     run_evaluation(config, output)
     return False
+
+
+def _evaluation_config(stage: Stage, model: str) -> EvaluationConfig:
+    """An evaluation stage's config on ``model``: a trained run's folder, or the preset's model as given."""
+    return replace(stage.evaluation, model=model, model_path=None if stage.training else stage.evaluation.model_path)
 
 
 def _output(stage: Stage, results: Path) -> Path:
@@ -391,11 +397,11 @@ def _held_in_results(stage: Stage, preset: ExperimentPreset, results: Path, work
         portable(json.loads(json.dumps(identity["config"], default=str)))
     if not (same_config and saved.get("code_digest") == identity["code"] and saved_data == identity["data"]):
         return False  # the record is another training's (an older config, code or data)
-    model = str(training_folder(stage, work) / "model")
+    model = str(training_folder(stage, work, identity) / "model")
     evaluations = [later for later in stages(preset) if later.kind != "train" and later.training == stage.training
                    and later.direction == stage.direction and later.run == stage.run]
     outputs = [_output(later, results) for later in evaluations]
-    if not all(_evaluated(replace(later.evaluation, model=model, model_path=None), output, model_held=False)
+    if not all(_evaluated(_evaluation_config(later, model), output, model_held=False)
                for later, output in zip(evaluations, outputs)):
         return False
     # One set of weights behind every evaluation: a retraining stopped while re-evaluating leaves two.
