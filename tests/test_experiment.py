@@ -16,9 +16,11 @@ import torch
 from hybridir.cli import main
 from hybridir.evaluation.lareqa import lareqa_results
 from hybridir.evaluation.run import EvaluationConfig
-from hybridir.experiment.claims import CLAIMS, FAILS, HOLDS, INCONCLUSIVE, check_claims, claim_mark, decide
+from hybridir.experiment.claims import (ALIKE, BEYOND, CANNOT_DECIDE, CLAIMS, FAILS, HOLDS, INCONCLUSIVE, NEITHER,
+                                      NOT_RUN, OTHERWISE, check_claims, claim_mark, compare_marks, decide)
 from hybridir.experiment.design import Direction, ExperimentPreset
 from hybridir.presets import PRESETS
+from hybridir.provenance import hardware
 from hybridir.experiment.report import (Experiment, agreement_with_the_paper, alpha_sweep, best_strategy,
                                         best_strategy_agreement,
                                         cross_pair_make_up, curves, format_mean_std, per_language_beside_the_paper,
@@ -159,6 +161,21 @@ def test_beir_relations_are_decided_by_the_seed_aware_test_on_per_query_pairs(tm
 def test_relations_get_one_of_three_marks(relation, difference, p, equivalent, not_below, worse, mark):
     """Ties are decided by equivalence and non-inferiority within the margin, never by a missing difference."""
     assert decide(relation, difference, p, equivalent, not_below, worse) == mark
+
+
+def test_a_shorter_experiments_marks_are_set_beside_the_longer_ones():
+    """Every outcome of compare_marks, and a relation the shorter experiment did not train counted as not run."""
+    def relations(marks: dict[str, str]) -> pd.DataFrame:
+        return pd.DataFrame([{"claim": "c", "comparison": name, "setting": "multi", "metric": "map", "mark": mark,
+                              "seeds": "8 vs 8"} for name, mark in marks.items()])
+
+    longer = relations({"a": HOLDS, "b": HOLDS, "c": FAILS, "d": INCONCLUSIVE, "e": INCONCLUSIVE, "f": HOLDS})
+    shorter = relations({"a": HOLDS, "b": INCONCLUSIVE, "c": HOLDS, "d": FAILS, "e": INCONCLUSIVE})
+    compared = compare_marks(shorter, longer).set_index("comparison")
+    assert compared.outcome.to_dict() == {"a": ALIKE, "b": CANNOT_DECIDE, "c": OTHERWISE, "d": BEYOND, "e": NEITHER,
+                                          "f": NOT_RUN}
+    assert compared.loc["c", ["mark shorter", "mark longer"]].tolist() == [HOLDS, FAILS]
+    assert set(compare_marks(pd.DataFrame(), longer).outcome) == {NOT_RUN}
 
 
 def test_a_claim_holds_when_all_its_relations_do_and_fails_when_one_fails():
@@ -446,8 +463,11 @@ def test_smoke_preset_runs_every_stage_then_takes_all_from_the_cache(smoke_resul
     planned = len(stages(PRESETS["smoke"].experiment))
     assert f"{planned} stages ({planned} cached)" in capsys.readouterr().out
     again = json.loads((smoke_results / "experiment.json").read_text())["stages"]
-    # A cached stage keeps the time it took when it was computed.
+    # A cached stage keeps the time it took when it was computed, and names the machine from its own output.
     assert [s["computed_seconds"] for s in again] == [s["seconds"] for s in first]
+    assert [s["cpu_seconds"] for s in again] == [s["cpu_seconds"] for s in first]
+    assert all(s["cpu_seconds"] > 0 for s in first if s["kind"] == "train")
+    assert all(s["hardware"] == hardware() for s in first + again)
     assert all(not s["cached"] for s in first) and all(s["cached"] for s in again)
 
 

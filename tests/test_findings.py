@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from hybridir.experiment import findings as findings_module
-from hybridir.experiment.claims import check_claims
-from hybridir.experiment.findings import findings, scifact_scale_note, signed, span, value
-from hybridir.experiment.report import Experiment
+from hybridir.experiment.claims import CANNOT_DECIDE, INCONCLUSIVE, NEITHER, check_claims, compare_marks
+from hybridir.experiment.findings import findings, scifact_scale_note, shorter_preset_note, signed, span, value
+from hybridir.experiment.report import Experiment, machine_label, stage_machines, stage_times
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = ROOT / "results" / "cpu"
@@ -105,6 +105,55 @@ def test_the_findings_follow_a_changed_result(tmp_path, cpu_findings):
     table.to_csv(summary)
     changed = findings(Experiment.load(copy), n_resamples=200)
     assert "Mul. mAP 0.123 → " in changed and "Mul. mAP 0.123 → " not in cpu_findings
+
+
+def test_the_cost_names_the_machine_of_each_stage_and_its_cpu_time(tmp_path, cpu_findings):
+    """An experiment resumed on another machine: the cost line names every machine with its stages, from the
+    stages' own hardware, and sums the CPU time recorded; a record without either keeps the last invocation's."""
+    assert f"the last invocation ran on {machine_label(json.loads((CPU / 'experiment.json').read_text())['hardware'])}" \
+        in cpu_findings and "CPU min" not in cpu_findings
+    copy = tmp_path / "cpu"
+    shutil.copytree(CPU, copy)
+    record = json.loads((copy / "experiment.json").read_text())
+    first = {"processor": "AMD EPYC", "isa": "avx2 avx512_bf16", "cpu_count": 2, "device": "cpu"}
+    second = {"processor": "Intel Xeon", "isa": "amx_bf16", "cpu_count": 2, "device": "cpu"}
+    stages = record["stages"]
+    for number, stage in enumerate(stages):
+        stage["hardware"] = first if number < 5 else second
+        stage["cpu_seconds"] = 60.0 if number % 2 else None
+    (copy / "experiment.json").write_text(json.dumps(record))
+    experiment = Experiment.load(copy)
+    machines = stage_machines(experiment)
+    assert machines["total"].to_dict() == {machine_label(second): len(stages) - 5, machine_label(first): 5}
+    times = stage_times(experiment)
+    timed = len(stages) // 2
+    assert times.loc["total", "CPU minutes"] == timed and times.loc["total", "CPU unknown"] == len(stages) - timed
+    text = findings(experiment, n_resamples=200)
+    assert (f"computed on {machine_label(second)} ({len(stages) - 5} stages); {machine_label(first)} (5 stages)"
+            in text)
+    assert f"{timed:.1f} CPU min for the {timed} stages whose CPU time was recorded" in text
+
+
+def test_a_shorter_preset_is_told_what_it_cannot_decide(tmp_path):
+    """The committed cpu results against a copy holding only their first seed: every relation the three seeds
+    decide, one seed leaves inconclusive, and the note names each of them with both marks."""
+    copy = tmp_path / "cpu"
+    shutil.copytree(CPU, copy)
+    for folder in (copy / "evaluations" / LEAD).iterdir():
+        if not folder.name.endswith("-s0") and folder.name != "zero-shot":
+            shutil.rmtree(folder)
+    _, full = check_claims(Experiment.load(CPU), LEAD, n_resamples=200)
+    _, one_seed = check_claims(Experiment.load(copy), LEAD, n_resamples=200)
+    compared = compare_marks(one_seed, full)
+    decided = full.mark != INCONCLUSIVE
+    assert decided.any() and set(one_seed.mark) == {INCONCLUSIVE}
+    assert (compared.outcome[decided.to_numpy()] == CANNOT_DECIDE).all()
+    assert (compared.outcome[~decided.to_numpy()] == NEITHER).all()
+    note = shorter_preset_note(compared, "one-seed")
+    assert f"it leaves {decided.sum()} inconclusive that this one decides" in note
+    for row in full[decided].itertuples():
+        assert f"{row.comparison}: inconclusive in `one-seed`, {row.mark} here" in note
+    assert shorter_preset_note(compare_marks(full, full), "cpu").count("as this experiment does") == 1
 
 
 def test_the_scifact_note_reads_both_zero_shot_runs():

@@ -154,6 +154,34 @@ def check_claims(experiment: Experiment, direction: str, claims: tuple[Claim, ..
     return verdicts, table.drop(columns="relation")
 
 
+# How a shorter experiment's mark on a relation stands against a longer one's (compare_marks' "outcome").
+ALIKE, CANNOT_DECIDE, OTHERWISE, BEYOND, NEITHER, NOT_RUN = (
+    "decided alike", "inconclusive where decided", "decided otherwise", "decided where inconclusive",
+    "inconclusive in both", "not run")
+
+
+def compare_marks(shorter: pd.DataFrame, longer: pd.DataFrame) -> pd.DataFrame:
+    """Each relation of ``longer`` (check_claims' relations of, e.g., the conclusive experiment) with its mark in
+    ``shorter`` (those of, e.g., the 2-hour cpu preset, same direction) and the outcome: what the shorter
+    experiment can and cannot decide. A relation whose strategies the shorter one did not train is "not run"."""
+    key = ["claim", "comparison", "setting", "metric"]
+    merged = longer[key + ["mark", "seeds"]].merge(shorter[key + ["mark", "seeds"]] if not shorter.empty else
+                                                   pd.DataFrame(columns=key + ["mark", "seeds"]),
+                                                   on=key, how="left", suffixes=(" longer", " shorter"))
+
+    def outcome(row: pd.Series) -> str:
+        short, long = row["mark shorter"], row["mark longer"]
+        if pd.isna(short):
+            return NOT_RUN
+        if short == long:
+            return NEITHER if long == INCONCLUSIVE else ALIKE
+        if short == INCONCLUSIVE:
+            return CANNOT_DECIDE
+        return BEYOND if long == INCONCLUSIVE else OTHERWISE
+
+    return merged.assign(outcome=merged.apply(outcome, axis=1))
+
+
 def check_beir(experiment: Experiment, dataset: str = "scifact", metric: str = "ndcg@10",
                relations: tuple[tuple[str, str, str], ...] = BEIR_RELATIONS) -> pd.DataFrame:
     """Each BEIR relation decided as the LAReQA ones are: (seeds × queries) matrices of ``metric`` from the

@@ -15,10 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hybridir.experiment.claims import FAILS, HOLDS, INCONCLUSIVE, LEVEL, RANK_DISTANCE_MARGIN, check_beir, check_claims
+from hybridir.experiment.claims import (ALIKE, BEYOND, CANNOT_DECIDE, FAILS, HOLDS, INCONCLUSIVE, LEVEL, NEITHER, NOT_RUN,
+                                      OTHERWISE, RANK_DISTANCE_MARGIN, check_beir, check_claims)
 from hybridir.experiment.report import (ORDER, STRATEGY_NAMES, Experiment, alpha_sweep, beir_table,
                                         best_strategy_agreement, curves, language_fairness, language_pair_maps,
-                                        stage_times, strategy_spread, strategy_table, stratified_spread)
+                                        machine_label, stage_machines, stage_times, strategy_spread, strategy_table,
+                                        stratified_spread)
 from hybridir.experiment.runner import ZERO_SHOT
 
 MINUS = "\u2212"
@@ -382,18 +384,48 @@ def _cost(experiment: Experiment) -> str:
              for kind in times.index if kind != "total"]
     unknown = int(times.loc["total", "unknown"])
     missing = f" ({unknown} of them computed before the record kept a stage's time)" if unknown else ""
+    timed = int(times.loc["total", "stages"] - times.loc["total", "CPU unknown"])
+    cpu = (f" ({value(times.loc['total', 'CPU minutes'], 'seconds')} CPU min for the {timed} stages whose CPU time "
+           "was recorded)") if timed else ""
     steps = [experiment.run_record(direction, run).get("median_step_seconds")
              for direction in experiment.directions for run in experiment.runs(direction).run if run != ZERO_SHOT]
     steps = [s for s in steps if s]
     step = f"; the median training step took {span(steps, 'seconds')} s across runs" if steps else ""
-    return (f"- **What it cost**, each stage's time when it was computed: {', '.join(kinds)}, "
-            f"{value(times.loc['total', 'minutes'], 'seconds')} min in all{missing}{step}; the last invocation ran on "
-            f"{_hardware(experiment.record.get('hardware', {}))}.\n")
+    machines = stage_machines(experiment)["total"]
+    recorded = machines.drop("not recorded", errors="ignore")
+    if recorded.empty:
+        where = f"the last invocation ran on {machine_label(experiment.record.get('hardware'))}"
+    else:
+        where = "computed on " + "; ".join(f"{machine} ({count} stages)" for machine, count in machines.items())
+    return (f"- **What it cost**, each stage's wall time when it was computed: {', '.join(kinds)}, "
+            f"{value(times.loc['total', 'minutes'], 'seconds')} min in all{missing}{cpu}{step}; {where}.\n")
 
 
-def _hardware(hardware: dict) -> str:
-    return ", ".join(str(hardware[key]) for key in ("processor", "isa", "device") if hardware.get(key)) + (
-        f", {hardware['cpu_count']} cores" if hardware.get("cpu_count") else "")
+def shorter_preset_note(compared: pd.DataFrame, shorter: str) -> str:
+    """What a shorter experiment (``shorter``, e.g. the 2-hour cpu preset) decides of this one's relations, from
+    :func:`hybridir.experiment.claims.compare_marks`: how many it decides alike, which it leaves inconclusive,
+    which it decides otherwise, and which need strategies it did not train."""
+    if compared.empty:
+        return ""
+    clauses = {  # each outcome as a clause about the shorter preset, n its count
+        ALIKE: lambda n: f"it decides {n} as this experiment does",
+        CANNOT_DECIDE: lambda n: f"it leaves {n} inconclusive that this one decides",
+        OTHERWISE: lambda n: f"it decides {n} otherwise",
+        BEYOND: lambda n: f"it decides {n} that this one leaves inconclusive",
+        NEITHER: lambda n: f"{plural(n, 'is', 'are')} inconclusive in both",
+        NOT_RUN: lambda n: f"it cannot test {n} (a strategy it does not train)"}
+    listed = (CANNOT_DECIDE, OTHERWISE, BEYOND)  # the ones a reader of the shorter preset must know by name
+    parts = []
+    for outcome, clause in clauses.items():
+        rows = compared[compared.outcome == outcome]
+        if rows.empty:
+            continue
+        names = (" (" + "; ".join(f"{LABELS[row.setting, row.metric]} {row.comparison}: {row['mark shorter']} "
+                                  f"in `{shorter}`, {row['mark longer']} here" for _, row in rows.iterrows()) + ")"
+                 if outcome in listed else "")
+        parts.append(clause(len(rows)) + names)
+    return (f"**What the `{shorter}` preset decides.** Of this experiment's {len(compared)} relations in the lead "
+            f"direction, " + "; ".join(parts) + ".\n")
 
 
 def scifact_scale_note(experiment: Experiment, zero_shot_run: Path | str, published_ndcg: float) -> str:

@@ -308,17 +308,48 @@ def beir_table(experiment: Experiment) -> pd.DataFrame:
 
 
 def stage_times(experiment: Experiment) -> pd.DataFrame:
-    """Wall time per kind of stage (train, evaluate, beir), in minutes, from ``experiment.json``: each stage's
-    time when it was computed, so a rerun that took stages from the cache still shows what they cost (a
-    stage computed before the records kept that time counts as unknown, and the column says how many)."""
+    """Time per kind of stage (train, evaluate, beir), in minutes, from ``experiment.json``: each stage's time when
+    it was computed, so a rerun that took stages from the cache still shows what they cost. ``minutes`` is wall
+    time (it grows while a stage is paused or shares the cores), ``CPU minutes`` the CPU time of its process; a
+    stage computed before the record kept a time counts as unknown, and the ``unknown`` columns say how many."""
     stages = pd.DataFrame(experiment.record["stages"])
     if "computed_seconds" not in stages:  # a record from before computed_seconds: this invocation's times
         stages["computed_seconds"] = stages["seconds"].where(~stages["cached"])
-    table = stages.groupby("kind", sort=False).agg(stages=("stage", "size"), minutes=("computed_seconds", "sum"),
-                                                   unknown=("computed_seconds", lambda s: int(s.isna().sum())))
-    table.loc["total"] = [len(stages), stages.computed_seconds.sum(), int(stages.computed_seconds.isna().sum())]
-    table["minutes"] = (table["minutes"].astype(float) / 60).round(1)
-    return table.astype({"stages": int, "unknown": int})
+    if "cpu_seconds" not in stages:
+        stages["cpu_seconds"] = np.nan
+    stages = stages.astype({"computed_seconds": float, "cpu_seconds": float})
+
+    def unknown(values: pd.Series) -> int:
+        return int(values.isna().sum())
+
+    table = stages.groupby("kind", sort=False).agg(
+        stages=("stage", "size"), minutes=("computed_seconds", "sum"), unknown=("computed_seconds", unknown),
+        cpu_minutes=("cpu_seconds", "sum"), cpu_unknown=("cpu_seconds", unknown))
+    table.loc["total"] = [len(stages), stages.computed_seconds.sum(), unknown(stages.computed_seconds),
+                          stages.cpu_seconds.sum(), unknown(stages.cpu_seconds)]
+    for column in ("minutes", "cpu_minutes"):
+        table[column] = (table[column].astype(float) / 60).round(1)
+    table = table.astype({"stages": int, "unknown": int, "cpu_unknown": int})
+    return table.rename(columns={"cpu_minutes": "CPU minutes", "cpu_unknown": "CPU unknown"})
+
+
+def stage_machines(experiment: Experiment) -> pd.DataFrame:
+    """How many stages of each kind each machine computed (``experiment.json``'s per-stage ``hardware``, read from
+    the stages' own outputs): an experiment resumed on other machines names each; "not recorded" for stages of a
+    record from before stages kept their machine."""
+    rows = [{"machine": machine_label(stage.get("hardware")), "kind": stage["kind"]}
+            for stage in experiment.record["stages"]]
+    table = pd.DataFrame(rows, columns=["machine", "kind"]).pivot_table(index="machine", columns="kind",
+                                                                         aggfunc="size", fill_value=0)
+    return table.assign(total=table.sum(axis=1)).sort_values("total", ascending=False)
+
+
+def machine_label(hardware: dict | None) -> str:
+    """A machine in a few words: its processor, matrix ISA flags, accelerator and core count."""
+    if not hardware:
+        return "not recorded"
+    words = [str(hardware[key]) for key in ("processor", "isa", "gpu") if hardware.get(key)]
+    return ", ".join(words) + (f", {hardware['cpu_count']} cores" if hardware.get("cpu_count") else "")
 
 
 PAPER_COLUMNS = {("mono", "map"): "Mo. mAP", ("cross", "map"): "Cr. mAP", ("multi", "map"): "Mul. mAP",

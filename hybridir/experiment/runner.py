@@ -26,8 +26,10 @@ it, on any machine, or stops with a one-line error, so no table mixes precisions
 
 ``experiment.json`` records the preset, the jobs and threads per job, each stage's wall time in this
 invocation (``seconds``), whether it was cached, the time it took when it was computed
-(``computed_seconds``, carried over from the previous record for a cached stage), and the provenance
-of the whole run.
+(``computed_seconds``, wall, and ``cpu_seconds``, the CPU time of its process: a paused or crowded stage's wall
+time grows, its CPU time does not; both carried over from the previous record for a cached stage), the machine
+that computed it (``hardware``, read from the stage's own output: an experiment resumed elsewhere names each
+stage's machine), and the provenance of this invocation.
 
 The trainer and the evaluation are imported when a stage runs: the report, and so the book's notebooks,
 read this module's folder names and should not import torch and sentence-transformers for them.
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, replace
@@ -146,7 +149,7 @@ def reproduce(preset: ExperimentPreset, results: Path, work: Path | None = None,
     planned = stages(preset)
     # The base model is needed by every stage: an unreachable hub model fails here, before any folder is made.
     resolve_model(preset.training.model, path=preset.training.model_path).location()
-    computed_before = _computed_seconds(results / RECORD)
+    computed_before = _computed_before(results / RECORD)
     results.mkdir(parents=True, exist_ok=True)
     record = {"preset": json.loads(json.dumps(asdict(preset))), "pinned": pinned, "code": code, "stages": [],
               "versions": versions(), "hardware": hardware(), "jobs": jobs, "threads_per_job": threads}
@@ -156,7 +159,11 @@ def reproduce(preset: ExperimentPreset, results: Path, work: Path | None = None,
 
     def finished(entries: list[dict]) -> None:
         for entry in entries:
-            entry["computed_seconds"] = computed_before.get(entry["stage"]) if entry["cached"] else entry["seconds"]
+            if entry["cached"]:
+                before = computed_before.get(entry["stage"], {})
+                entry |= {key: before.get(key) for key in ("computed_seconds", "cpu_seconds")}
+            else:
+                entry["computed_seconds"] = entry["seconds"]
             done[entry["stage"]] = entry
         record["stages"] = [done[stage.name] for stage in planned if stage.name in done]
         record["wall_seconds"] = round(time.perf_counter() - began, 1)
@@ -276,19 +283,42 @@ def _run_group(group: list[Stage], numbered: dict[str, int], total: int, preset:
     entries = []
     for stage in group:
         print(f"[{numbered[stage.name]}/{total}] {stage.name}", flush=True)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), _cpu_seconds()
         cached = _run_stage(stage, preset, results, work)
         entries.append({"stage": stage.name, "kind": stage.kind, "run": stage.run, "cached": cached,
-                        "seconds": round(time.perf_counter() - started, 1)})
+                        "seconds": round(time.perf_counter() - started, 1),
+                        "cpu_seconds": round(_cpu_seconds() - cpu_started, 1),
+                        "hardware": _stage_hardware(stage, results)})
     return entries
 
 
-def _computed_seconds(record: Path) -> dict[str, float]:
-    """Each stage's time when it was computed, from a previous ``experiment.json`` (empty if none)."""
+def _cpu_seconds() -> float:
+    """CPU time of this process and of the children it waited for (user + system, all threads)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def _stage_hardware(stage: Stage, results: Path) -> dict | None:
+    """The machine that computed ``stage``, from its output's provenance (a run's record, an evaluation's
+    provenance.json); None where the output names none."""
+    from hybridir.training.trainer import RECORD as RUN_RECORD
+
+    output = results / RUNS / stage.direction.name / stage.run / RUN_RECORD if stage.kind == "train" \
+        else _output(stage, results) / "provenance.json"
+    try:
+        return json.loads(output.read_text()).get("hardware")
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _computed_before(record: Path) -> dict[str, dict]:
+    """Each stage's times when it was computed (``computed_seconds``, ``cpu_seconds``), from a previous
+    ``experiment.json`` (empty if none); a record from before a time was kept gives None for it."""
     if not record.is_file():
         return {}
     stages = json.loads(record.read_text()).get("stages", [])
-    return {stage["stage"]: stage["computed_seconds"] if "computed_seconds" in stage else stage["seconds"]
+    return {stage["stage"]: {"computed_seconds": stage["computed_seconds"] if "computed_seconds" in stage
+                             else stage["seconds"], "cpu_seconds": stage.get("cpu_seconds")}
             for stage in stages if "computed_seconds" in stage or not stage["cached"]}
 
 
