@@ -165,9 +165,9 @@ def compare_marks(shorter: pd.DataFrame, longer: pd.DataFrame) -> pd.DataFrame:
     ``shorter`` (those of, e.g., the 2-hour cpu preset, same direction) and the outcome: what the shorter
     experiment can and cannot decide. A relation whose strategies the shorter one did not train is "not run"."""
     key = ["claim", "comparison", "setting", "metric"]
-    merged = longer[key + ["mark", "seeds"]].merge(shorter[key + ["mark", "seeds"]] if not shorter.empty else
-                                                   pd.DataFrame(columns=key + ["mark", "seeds"]),
-                                                   on=key, how="left", suffixes=(" longer", " shorter"))
+    columns = key + ["mark", "seeds"]  # reindex: a shorter experiment that tested nothing has no columns
+    merged = longer[columns].merge(shorter.reindex(columns=columns), on=key, how="left",
+                                   suffixes=(" longer", " shorter"))
 
     def outcome(row: pd.Series) -> str:
         short, long = row["mark shorter"], row["mark longer"]

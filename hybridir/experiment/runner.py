@@ -303,8 +303,7 @@ def _stage_hardware(stage: Stage, results: Path) -> dict | None:
     provenance.json); None where the output names none."""
     from hybridir.training.trainer import RECORD as RUN_RECORD
 
-    output = results / RUNS / stage.direction.name / stage.run / RUN_RECORD if stage.kind == "train" \
-        else _output(stage, results) / "provenance.json"
+    output = _output(stage, results) / (RUN_RECORD if stage.kind == "train" else "provenance.json")
     try:
         return json.loads(output.read_text()).get("hardware")
     except (FileNotFoundError, json.JSONDecodeError):
@@ -364,7 +363,9 @@ def _evaluation_config(stage: Stage, model: str) -> EvaluationConfig:
 
 
 def _output(stage: Stage, results: Path) -> Path:
-    """Where an evaluation stage writes."""
+    """Where a stage writes in ``results``: a training its run's record, an evaluation its tables."""
+    if stage.kind == "train":
+        return results / RUNS / stage.direction.name / stage.run
     if stage.kind == "evaluate":
         return results / EVALUATIONS / stage.direction.name / stage.run
     if stage.kind == "miracl":
@@ -380,7 +381,7 @@ def _train(stage: Stage, preset: ExperimentPreset, results: Path, work: Path) ->
     record = folder / RUN_RECORD
     # A finished record whose model was deleted (to free a disk) is trained again, not taken as done.
     cached = _finished(record) and (folder / "model").is_dir()
-    target = results / RUNS / stage.direction.name / stage.run
+    target = _output(stage, results)
     if not cached and _held_in_results(stage, preset, results, work):
         return True  # a run continued on another machine: its results are all there, its model is not needed
     if not cached:
@@ -418,7 +419,7 @@ def _held_in_results(stage: Stage, preset: ExperimentPreset, results: Path, work
     so an experiment continued elsewhere does not train again a run that only its models would need."""
     from hybridir.training.trainer import RECORD as RUN_RECORD
 
-    record = results / RUNS / stage.direction.name / stage.run / RUN_RECORD
+    record = _output(stage, results) / RUN_RECORD
     if not _finished(record):
         return False
     saved, identity = json.loads(record.read_text()), _training_identity(stage)
